@@ -1,0 +1,53 @@
+#include "echo.h"
+
+#include "clock.h"
+#include "net.h"
+
+/* The sink keeps the burn loop's result observable, so the optimiser cannot delete the loop. */
+static volatile uint64_t burn_sink;
+
+void echo_burn_cpu(uint32_t us)
+{
+    if (us == 0)
+        return;
+    /* Measured on the thread's CPU clock, so the cost is us of CPU even when the thread is
+     * preempted half-way: a busy machine makes the message slower, not cheaper. */
+    uint64_t deadline = clock_thread_cpu_ns() + us * NS_PER_US;
+    uint64_t x = burn_sink | 1;
+    do {
+        /* About a microsecond of dependent multiply-adds (an LCG) between clock reads. */
+        for (int i = 0; i < 512; i++)
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+    } while (clock_thread_cpu_ns() < deadline);
+    burn_sink = x;
+}
+
+uint64_t echo_account_slow(const struct echo_work *w, struct echo_stream *s, size_t len)
+{
+    uint64_t total = s->msg_fill + len;
+    uint64_t completed = total / w->msg_size;
+    s->msg_fill = total % w->msg_size;
+    for (uint64_t i = 0; i < completed; i++) {
+        echo_burn_cpu(w->work_us);
+        if (w->sleep_us)
+            clock_sleep_ns(w->sleep_us * NS_PER_US);
+    }
+    return completed;
+}
+
+int echo_serve_blocking(int fd, const struct echo_work *w, uint64_t *echoed)
+{
+    char buf[ECHO_BUF_SIZE];
+    struct echo_stream stream = {0};
+    *echoed = 0;
+    for (;;) {
+        ssize_t n = net_recv(fd, buf, sizeof buf);
+        if (n <= 0)
+            return (int)n; /* 0: the client half-closed and has all its bytes back */
+        echo_account(w, &stream, (size_t)n);
+        int err = net_send_all(fd, buf, (size_t)n);
+        if (err < 0)
+            return err;
+        *echoed += (uint64_t)n;
+    }
+}

@@ -1,0 +1,61 @@
+/*
+ * echo.h - the echo core: the protocol every server model speaks, written once.
+ *
+ * The protocol is RFC 862 over TCP (docs/protocol.md): every byte a client sends comes back on
+ * the same connection, in order, whatever the client's write sizes; when the client half-closes,
+ * the server finishes echoing and closes. Server models only move bytes; this file decides what
+ * a byte costs.
+ *
+ * Optional per-message cost, so that models can be compared under load that is not free: with a
+ * message size S, every complete S-byte message costs work_us microseconds of CPU (a real
+ * computation, measured on the thread's CPU clock) and then sleep_us microseconds of blocking
+ * wait, before the bytes that complete it are echoed. Bytes are always echoed unchanged.
+ */
+#ifndef ECHOBENCH_ECHO_H
+#define ECHOBENCH_ECHO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Receive buffer size used by every model, so that none gains by reading in larger gulps. */
+#define ECHO_BUF_SIZE 16384
+
+/* The per-message cost, from --msg-size, --work-us and --sleep-us. All zero: pure stream echo. */
+struct echo_work {
+    uint64_t msg_size; /* S: bytes per message; 0 = no message framing, no cost */
+    uint32_t work_us;  /* CPU time burnt per complete message */
+    uint32_t sleep_us; /* blocking wait per complete message */
+};
+
+/* Where a connection stands in its message stream. Zero-initialise one per connection. */
+struct echo_stream {
+    uint64_t msg_fill; /* bytes of the current, incomplete message received so far */
+};
+
+uint64_t echo_account_slow(const struct echo_work *w, struct echo_stream *s, size_t len);
+
+/*
+ * Accounts for len bytes just received on a connection and spends the cost of every message they
+ * complete, before the caller echoes them. Returns the number of messages completed (0 without
+ * framing). Without a configured cost this is one predictable branch, so the hot path of a pure
+ * echo pays nothing.
+ */
+static inline uint64_t echo_account(const struct echo_work *w, struct echo_stream *s, size_t len)
+{
+    if (w->msg_size == 0)
+        return 0;
+    return echo_account_slow(w, s, len);
+}
+
+/* Burns us microseconds of this thread's CPU time on a computation the compiler cannot remove. */
+void echo_burn_cpu(uint32_t us);
+
+/*
+ * Serves one connection with blocking I/O until the client's end of stream (0 is returned, the
+ * whole stream having been echoed) or an error such as a reset (-errno). Does not close fd.
+ * *echoed receives the number of bytes written back, also on error. Used by every blocking model.
+ */
+int echo_serve_blocking(int fd, const struct echo_work *w, uint64_t *echoed);
+
+#endif

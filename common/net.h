@@ -1,0 +1,78 @@
+/*
+ * net.h - the socket code that servers, load generator and tests share.
+ *
+ * Every function returns a file descriptor or 0 on success and -errno on failure; none prints or
+ * exits. Sockets are created close-on-exec. Blocking helpers retry EINTR, so a signal never
+ * surfaces as a spurious error.
+ */
+#ifndef ECHOBENCH_NET_H
+#define ECHOBENCH_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+/* A socket address of either family. */
+struct net_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+};
+
+/* Longest text net_format() writes: "[" IPv6 "]:" port, plus the NUL. */
+#define NET_ADDR_STRLEN 64
+
+/* Resolves host (an IPv4 or IPv6 address, or a name such as "localhost") and port into *out.
+ * Returns 0, or -EINVAL when the host does not resolve. */
+int net_resolve(const char *host, uint16_t port, struct net_addr *out);
+
+/* Writes "1.2.3.4:80" or "[::1]:80" into buf (at least NET_ADDR_STRLEN bytes). */
+void net_format(const struct net_addr *addr, char *buf, size_t len);
+
+/* The port of addr, in host byte order. */
+uint16_t net_port(const struct net_addr *addr);
+
+/* A TCP socket bound to addr and listening with the given backlog, SO_REUSEADDR set (and
+ * SO_REUSEPORT when reuseport is true). Returns the fd or -errno (-EADDRINUSE, ...). */
+int net_listen(const struct net_addr *addr, int backlog, bool reuseport);
+
+/* The local address a socket is bound to (after binding to port 0, the port the kernel chose). */
+int net_local_addr(int fd, struct net_addr *out);
+
+/* A TCP socket connecting to addr. With nonblock, the connect may still be in progress when this
+ * returns (wait for writability, then check net_socket_error()). Returns the fd or -errno. */
+int net_connect(const struct net_addr *addr, bool nonblock);
+
+/* The pending error of a socket (SO_ERROR) as -errno, or 0. */
+int net_socket_error(int fd);
+
+/* Disables Nagle's algorithm. Every server model and the load generator set it alike, so that no
+ * model gains or loses by coalescing small writes. */
+int net_set_nodelay(int fd);
+
+/* Makes fd non-blocking. */
+int net_set_nonblock(int fd);
+
+/* accept4() with SOCK_CLOEXEC plus flags (e.g. SOCK_NONBLOCK), then TCP_NODELAY on the new
+ * socket. Retries EINTR and the errors that belong to one pending connection (ECONNABORTED for a
+ * client that reset before being accepted, EPROTO, ENETDOWN, ...: see accept(2)). Returns the
+ * new fd or -errno: -EAGAIN when a non-blocking listener has nothing pending, an exhaustion error
+ * (below), or EINVAL once the listener has been shut down. */
+int net_accept(int listen_fd, int flags);
+
+/* True for accept errors that mean "out of descriptors or memory, try later": EMFILE, ENFILE,
+ * ENOBUFS, ENOMEM. A server must neither die nor spin on them. */
+bool net_accept_error_is_exhaustion(int err);
+
+/* Blocking receive of up to len bytes. Returns the byte count, 0 at end of stream, or -errno. */
+ssize_t net_recv(int fd, void *buf, size_t len);
+
+/* Blocking send of all len bytes, completing short writes. MSG_NOSIGNAL: a peer that went away
+ * yields -EPIPE instead of killing the process with SIGPIPE. Returns 0 or -errno. */
+int net_send_all(int fd, const void *buf, size_t len);
+
+/* Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit or -errno. */
+long net_raise_fd_limit(void);
+
+#endif

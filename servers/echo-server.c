@@ -1,0 +1,325 @@
+/*
+ * echo-server - one TCP echo server, many concurrency models.
+ *
+ * This file is the harness: it parses the command line, opens the listening socket, turns
+ * SIGINT/SIGTERM into a stop request on a dedicated signal thread, runs the chosen model and
+ * prints a summary. Everything a model sees is described in server.h.
+ *
+ *   echo-server --list
+ *   echo-server --model thread --port 7007 &
+ *   nc 127.0.0.1 7007
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "parse.h"
+#include "server.h"
+
+#define DEFAULT_HOST "127.0.0.1"
+#define DEFAULT_PORT 7007
+#define DEFAULT_STACK_SIZE (256u * 1024)
+#define MIN_STACK_SIZE (64u * 1024) /* the blocking loop keeps a 16 KiB buffer on the stack */
+#define MAX_THREADS 4096
+#define STOP_GRACE_SECONDS 10
+
+static const char *prog = "echo-server";
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+"Usage: %s --model NAME [options]\n"
+"       %s --list\n"
+"\n"
+"A TCP echo server (RFC 862) built on the chosen concurrency model. Every byte a client sends\n"
+"comes back in order; when the client half-closes, the server finishes echoing and closes.\n"
+"Once listening it prints one line to stdout:\n"
+"  listening on HOST:PORT model=NAME pid=PID\n"
+"SIGINT or SIGTERM stops it: it stops accepting, closes connections, waits for its threads and\n"
+"processes, prints a one-line summary to stderr and exits 0.\n"
+"\n"
+"Options:\n"
+"  -m, --model NAME     concurrency model (required; --list shows them)\n"
+"  -H, --host ADDR      address to listen on, IPv4 or IPv6 (default %s)\n"
+"  -p, --port N         TCP port, 0 = any free port (default %d)\n"
+"  -t, --threads N      workers or reactors, for models that take it (see --list);\n"
+"                       default: the model's own (usually the number of CPUs)\n"
+"  -b, --backlog N      listen() backlog (default %d; the kernel caps it at\n"
+"                       net.core.somaxconn)\n"
+"      --stack-size B   stack size of every thread a model starts, e.g. 256k\n"
+"                       (default 256k, at least 64k)\n"
+"\n"
+"Per-message cost (all off by default: pure stream echo):\n"
+"      --msg-size S     the stream is made of S-byte messages, e.g. 128 or 4k\n"
+"      --work-us N      each complete message costs N microseconds of CPU (a real\n"
+"                       computation on the thread's CPU clock) before it is echoed\n"
+"      --sleep-us N     each complete message then waits N microseconds (blocking sleep)\n"
+"                       before it is echoed; --work-us and --sleep-us need --msg-size\n"
+"\n"
+"  -l, --list           list the models: name, kind, what --threads means, summary\n"
+"  -h, --help           show this help\n"
+"  -V, --version        show the version and build\n"
+"\n"
+"Exit status: 0 after a clean stop, 1 on a runtime error (port in use, ...), 2 on bad usage.\n",
+            prog, prog, DEFAULT_HOST, DEFAULT_PORT, SOMAXCONN);
+}
+
+/* One line naming the problem, then exit 2: the contract for every bad command line. */
+static _Noreturn void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see --help)\n");
+    exit(2);
+}
+
+static const char *kind_name(enum model_kind kind)
+{
+    switch (kind) {
+    case MODEL_ITERATIVE: return "iterative";
+    case MODEL_PROCESSES: return "processes";
+    case MODEL_THREADS: return "threads";
+    case MODEL_EVENT_LOOP: return "event-loop";
+    }
+    return "?";
+}
+
+static void list_models(void)
+{
+    printf("%-12s %-11s %-9s %s\n", "MODEL", "KIND", "THREADS", "SUMMARY");
+    for (const struct server_model *const *m = server_models; *m; m++)
+        printf("%-12s %-11s %-9s %s\n", (*m)->name, kind_name((*m)->kind),
+               (*m)->threads_meaning ? (*m)->threads_meaning : "-", (*m)->summary);
+}
+
+static const struct server_model *find_model(const char *name)
+{
+    for (const struct server_model *const *m = server_models; *m; m++)
+        if (strcmp((*m)->name, name) == 0)
+            return *m;
+    return NULL;
+}
+
+/* Parses option value text with one of the strict parsers, or exits 2 naming the option. */
+static uint64_t uint_arg(const char *opt, const char *text, uint64_t min, uint64_t max)
+{
+    uint64_t v;
+    if (parse_uint(text, min, max, &v) != 0)
+        usage_error("%s: '%s' is not a whole number from %" PRIu64 " to %" PRIu64, opt, text,
+                    min, max);
+    return v;
+}
+
+static uint64_t bytes_arg(const char *opt, const char *text, uint64_t min, uint64_t max)
+{
+    uint64_t v;
+    if (parse_bytes(text, min, max, &v) != 0)
+        usage_error("%s: '%s' is not a size from %" PRIu64 " to %" PRIu64 " bytes (e.g. 4k)",
+                    opt, text, min, max);
+    return v;
+}
+
+static const struct server_model *parse_args(int argc, char **argv, struct server_config *cfg)
+{
+    enum { OPT_STACK = 256, OPT_MSG, OPT_WORK, OPT_SLEEP };
+    static const struct option longopts[] = {
+        {"model", required_argument, NULL, 'm'},
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},
+        {"threads", required_argument, NULL, 't'},
+        {"backlog", required_argument, NULL, 'b'},
+        {"stack-size", required_argument, NULL, OPT_STACK},
+        {"msg-size", required_argument, NULL, OPT_MSG},
+        {"work-us", required_argument, NULL, OPT_WORK},
+        {"sleep-us", required_argument, NULL, OPT_SLEEP},
+        {"list", no_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {0},
+    };
+    const char *model_name = NULL;
+    *cfg = (struct server_config){
+        .host = DEFAULT_HOST,
+        .port = DEFAULT_PORT,
+        .backlog = SOMAXCONN,
+        .stack_size = DEFAULT_STACK_SIZE,
+    };
+    opterr = 0; /* we print our own one-line messages */
+    int c;
+    while ((c = getopt_long(argc, argv, ":m:H:p:t:b:lhV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model_name = optarg; break;
+        case 'H': cfg->host = optarg; break;
+        case 'p': cfg->port = (uint16_t)uint_arg("--port", optarg, 0, 65535); break;
+        case 't': cfg->threads = (unsigned)uint_arg("--threads", optarg, 1, MAX_THREADS); break;
+        case 'b': cfg->backlog = (int)uint_arg("--backlog", optarg, 1, 65535); break;
+        case OPT_STACK:
+            cfg->stack_size = bytes_arg("--stack-size", optarg, MIN_STACK_SIZE, 1ull << 30);
+            break;
+        case OPT_MSG: cfg->work.msg_size = bytes_arg("--msg-size", optarg, 1, 1ull << 26); break;
+        case OPT_WORK: cfg->work.work_us = (uint32_t)uint_arg("--work-us", optarg, 0, 10000000); break;
+        case OPT_SLEEP: cfg->work.sleep_us = (uint32_t)uint_arg("--sleep-us", optarg, 0, 10000000); break;
+        case 'l': list_models(); exit(0);
+        case 'h': usage(stdout); exit(0);
+        case 'V':
+            printf("echo-server %s\n", ECHOBENCH_VERSION);
+            exit(0);
+        case ':': usage_error("option '%s' needs a value", argv[optind - 1]);
+        default: usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        usage_error("unexpected argument '%s'", argv[optind]);
+    if (!model_name)
+        usage_error("--model is required; --list shows the models");
+    const struct server_model *model = find_model(model_name);
+    if (!model)
+        usage_error("unknown model '%s'; --list shows the models", model_name);
+    if (cfg->threads && !model->threads_meaning)
+        usage_error("model '%s' does not take --threads", model->name);
+    if ((cfg->work.work_us || cfg->work.sleep_us) && !cfg->work.msg_size)
+        usage_error("--work-us and --sleep-us need --msg-size");
+    return model;
+}
+
+/* --- signals ------------------------------------------------------------------------------ */
+
+static struct server srv;
+static atomic_bool finished;
+
+static void stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+}
+
+/* All signals land here: the thread turns the first SIGINT/SIGTERM into a stop request, then
+ * gives the model STOP_GRACE_SECONDS to finish. A second signal, or a model that does not stop,
+ * ends the process at once: Ctrl-C always works. */
+static void *signal_thread(void *arg)
+{
+    (void)arg;
+    sigset_t set;
+    stop_signals(&set);
+    int sig;
+    sigwait(&set, &sig);
+    if (atomic_load(&finished))
+        return NULL;
+    server_request_stop(&srv);
+    struct timespec grace = {.tv_sec = STOP_GRACE_SECONDS};
+    for (;;) {
+        sig = sigtimedwait(&set, NULL, &grace);
+        if (atomic_load(&finished))
+            return NULL;
+        if (sig < 0 && errno == EINTR)
+            continue;
+        if (sig < 0)
+            fprintf(stderr, "%s: the model did not stop within %d s; exiting\n", prog,
+                    STOP_GRACE_SECONDS);
+        else
+            fprintf(stderr, "%s: second signal; exiting without waiting\n", prog);
+        _exit(1);
+    }
+}
+
+/* --- main --------------------------------------------------------------------------------- */
+
+static void print_summary(const struct server_model *model, const struct server_stats *st)
+{
+    fprintf(stderr,
+            "%s: stopped model=%s connections=%" PRIu64 " bytes_echoed=%" PRIu64
+            " shed=%" PRIu64 " accept_pauses=%" PRIu64 "\n",
+            prog, model->name, atomic_load(&st->connections), atomic_load(&st->bytes_echoed),
+            atomic_load(&st->shed), atomic_load(&st->accept_pauses));
+}
+
+int main(int argc, char **argv)
+{
+    struct server_config cfg;
+    const struct server_model *model = parse_args(argc, argv, &cfg);
+
+    char why[256] = "";
+    if (model->probe && model->probe(why, sizeof why) < 0) {
+        fprintf(stderr, "%s: model '%s' cannot run here: %s\n", prog, model->name, why);
+        return 1;
+    }
+
+    struct net_addr addr;
+    if (net_resolve(cfg.host, cfg.port, &addr) < 0)
+        usage_error("--host: cannot resolve '%s'", cfg.host);
+
+    /* Event-driven models hold thousands of sockets; every model gets the same limit. */
+    (void)net_raise_fd_limit();
+    /* A client that vanishes mid-write must not kill the server: writes use MSG_NOSIGNAL and
+     * SIGPIPE is ignored for anything else (liburing, libraries). */
+    signal(SIGPIPE, SIG_IGN);
+    /* Block the stop signals in every thread the model will create (they inherit this mask), so
+     * they reach only the signal thread. SIGCHLD too: the fork model reads it from a signalfd. */
+    sigset_t blocked;
+    stop_signals(&blocked);
+    sigaddset(&blocked, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, &blocked, NULL);
+
+    /* Shared with child processes, which add their connections' bytes before exiting. */
+    struct server_stats *stats = mmap(NULL, sizeof *stats, PROT_READ | PROT_WRITE,
+                                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (stats == MAP_FAILED) {
+        fprintf(stderr, "%s: mmap: %s\n", prog, strerror(errno));
+        return 1;
+    }
+    int err = harness_init(&srv, &cfg, stats);
+    if (err < 0) {
+        fprintf(stderr, "%s: %s\n", prog, strerror(-err));
+        return 1;
+    }
+
+    char where[NET_ADDR_STRLEN];
+    net_format(&addr, where, sizeof where);
+    srv.listen_fd = net_listen(&addr, cfg.backlog, false);
+    if (srv.listen_fd < 0) {
+        fprintf(stderr, "%s: cannot listen on %s: %s\n", prog, where, strerror(-srv.listen_fd));
+        return 1;
+    }
+    net_local_addr(srv.listen_fd, &srv.addr);
+    srv.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    pthread_t sig_tid;
+    if (srv.stop_fd < 0 || (err = pthread_create(&sig_tid, NULL, signal_thread, NULL)) != 0) {
+        fprintf(stderr, "%s: cannot start: %s\n", prog, strerror(srv.stop_fd < 0 ? errno : err));
+        return 1;
+    }
+
+    net_format(&srv.addr, where, sizeof where);
+    printf("listening on %s model=%s pid=%ld\n", where, model->name, (long)getpid());
+    fflush(stdout);
+
+    err = model->run(&srv);
+
+    atomic_store(&finished, true);
+    pthread_kill(sig_tid, SIGTERM); /* wakes the signal thread, which sees `finished` */
+    pthread_join(sig_tid, NULL);
+    close(srv.listen_fd);
+    close(srv.stop_fd);
+    if (err < 0) {
+        fprintf(stderr, "%s: model '%s' failed%s%s: %s\n", prog, model->name,
+                srv.failed_call ? " in " : "", srv.failed_call ? srv.failed_call : "",
+                strerror(-err));
+        return 1;
+    }
+    print_summary(model, stats);
+    return 0;
+}

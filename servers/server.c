@@ -1,0 +1,172 @@
+/*
+ * server.c - the services the harness offers every model (see server.h): blocking accept with
+ * back-off, connection tracking for prompt shutdown, the blocking connection loop, child set-up.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* How long accept waits after running out of descriptors: long enough not to spin, short enough
+ * to recover quickly once connections close. */
+#define ACCEPT_PAUSE_MS 50
+
+bool server_pause(struct server *srv, int ms)
+{
+    /* stop_fd is never drained: once written it stays readable, so this returns at once. */
+    struct pollfd p = {.fd = srv->stop_fd, .events = POLLIN};
+    while (poll(&p, 1, ms) < 0 && errno == EINTR)
+        ;
+    return server_stopping(srv);
+}
+
+int server_accept(struct server *srv)
+{
+    for (;;) {
+        if (server_stopping(srv))
+            return -ECANCELED;
+        int fd = net_accept(srv->listen_fd, 0);
+        if (fd >= 0) {
+            server_count(&srv->stats->connections, 1);
+            return fd;
+        }
+        /* After a stop the listener is shut down and accept fails with EINVAL. */
+        if (server_stopping(srv))
+            return -ECANCELED;
+        if (!net_accept_error_is_exhaustion(-fd))
+            return fd;
+        server_count(&srv->stats->accept_pauses, 1);
+        server_pause(srv, ACCEPT_PAUSE_MS);
+    }
+}
+
+int server_track(struct server *srv, struct server_conn *conn, int fd)
+{
+    conn->fd = fd;
+    pthread_mutex_lock(&srv->lock);
+    /* Checked under the lock that the stop request also takes: a connection is either in the
+     * list when the stop walks it, or sees the flag here. */
+    if (server_stopping(srv)) {
+        pthread_mutex_unlock(&srv->lock);
+        return -ECANCELED;
+    }
+    conn->prev = &srv->tracked;
+    conn->next = srv->tracked.next;
+    srv->tracked.next->prev = conn;
+    srv->tracked.next = conn;
+    pthread_mutex_unlock(&srv->lock);
+    return 0;
+}
+
+void server_untrack(struct server *srv, struct server_conn *conn)
+{
+    pthread_mutex_lock(&srv->lock);
+    conn->prev->next = conn->next;
+    conn->next->prev = conn->prev;
+    pthread_mutex_unlock(&srv->lock);
+}
+
+void server_serve_blocking(struct server *srv, int fd)
+{
+    struct server_conn conn;
+    uint64_t echoed = 0;
+    if (server_track(srv, &conn, fd) == 0) {
+        /* A reset or a stop ends the connection; neither concerns any other client. */
+        (void)echo_serve_blocking(fd, &srv->cfg->work, &echoed);
+        server_untrack(srv, &conn);
+    }
+    close(fd);
+    server_count(&srv->stats->bytes_echoed, echoed);
+}
+
+void server_on_stop(struct server *srv, void (*fn)(void *), void *arg)
+{
+    pthread_mutex_lock(&srv->lock);
+    srv->stop_hook = fn;
+    srv->stop_arg = arg;
+    pthread_mutex_unlock(&srv->lock);
+}
+
+int server_thread_attr(struct server *srv, pthread_attr_t *attr)
+{
+    int err = pthread_attr_init(attr);
+    if (err == 0)
+        err = pthread_attr_setstacksize(attr, srv->cfg->stack_size);
+    return -err;
+}
+
+int server_fail(struct server *srv, const char *call, int err)
+{
+    if (!srv->failed_call)
+        srv->failed_call = call;
+    server_request_stop(srv);
+    return err;
+}
+
+unsigned server_cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+/* The connection a forked child serves; read by its signal handler. */
+static volatile sig_atomic_t child_conn_fd = -1;
+
+static void child_on_stop_signal(int sig)
+{
+    (void)sig;
+    /* shutdown() is async-signal-safe; it makes the child's blocked recv()/send() return, and
+     * stays in effect if the signal lands just before the call. */
+    if (child_conn_fd >= 0)
+        shutdown(child_conn_fd, SHUT_RDWR);
+}
+
+void server_enter_child(struct server *srv, int conn_fd)
+{
+    close(srv->listen_fd);
+    close(srv->stop_fd);
+    child_conn_fd = conn_fd;
+    struct sigaction sa = {.sa_handler = child_on_stop_signal, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    /* The harness blocked these in every thread; the child has no signal thread, so it takes
+     * them itself. A signal already pending runs the handler right here. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
+int harness_init(struct server *srv, const struct server_config *cfg, struct server_stats *stats)
+{
+    *srv = (struct server){.cfg = cfg, .stats = stats, .listen_fd = -1, .stop_fd = -1};
+    atomic_init(&srv->stopping, false);
+    srv->tracked.next = srv->tracked.prev = &srv->tracked;
+    int err = pthread_mutex_init(&srv->lock, NULL);
+    return -err;
+}
+
+void server_request_stop(struct server *srv)
+{
+    if (atomic_exchange(&srv->stopping, true))
+        return;
+    uint64_t one = 1;
+    ssize_t n = write(srv->stop_fd, &one, sizeof one);
+    (void)n; /* an eventfd write of 1 cannot fail short of a bug */
+    shutdown(srv->listen_fd, SHUT_RDWR);
+    pthread_mutex_lock(&srv->lock);
+    for (struct server_conn *c = srv->tracked.next; c != &srv->tracked; c = c->next)
+        shutdown(c->fd, SHUT_RDWR);
+    /* Called under the lock, so that once a model has removed its hook (server_on_stop with
+     * NULL, which takes the lock) no call can still be running on memory the model frees. */
+    if (srv->stop_hook)
+        srv->stop_hook(srv->stop_arg);
+    pthread_mutex_unlock(&srv->lock);
+}

@@ -1,0 +1,157 @@
+/*
+ * server.h - what the echo-server harness gives a server model, and what a model provides.
+ *
+ * A model is one file in servers/ holding static functions and one exported
+ * `const struct server_model`, registered by one line in servers/models.list. The harness
+ * (echo-server.c, server.c) parses the options, opens the listening socket, handles SIGINT and
+ * SIGTERM, and prints the summary; the model only decides how connections are accepted and how
+ * their bytes are moved, calling the echo core (common/echo.h) for the protocol.
+ *
+ * Stopping. When a stop is requested the harness, from its own signal thread:
+ *   1. sets the flag read by server_stopping() and makes stop_fd readable (for event loops);
+ *   2. shuts the listening socket down, so a blocked accept() returns at once;
+ *   3. shuts down every connection registered with server_track(), so a blocked recv() or send()
+ *      on it returns at once;
+ *   4. calls the model's stop hook, if it set one with server_on_stop() (to wake a condition
+ *      variable, say).
+ * The model's run() then closes what it owns, waits for its threads or child processes, and
+ * returns 0. No model needs a timeout or a polling loop to notice a stop.
+ */
+#ifndef ECHOBENCH_SERVER_H
+#define ECHOBENCH_SERVER_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "echo.h"
+#include "net.h"
+
+/* How a model gets concurrency; shown by --list and used by the tests to pick their cases. */
+enum model_kind {
+    MODEL_ITERATIVE,  /* one client at a time */
+    MODEL_PROCESSES,  /* child processes */
+    MODEL_THREADS,    /* blocking I/O on several threads */
+    MODEL_EVENT_LOOP, /* non-blocking I/O multiplexed by one loop per thread */
+};
+
+/* The options every model receives, parsed and checked by the harness. */
+struct server_config {
+    const char *host;
+    uint16_t port;
+    int backlog;
+    unsigned threads;  /* --threads; 0 when not given: the model picks its default */
+    size_t stack_size; /* for every thread a model creates */
+    struct echo_work work;
+};
+
+/* Counters shared with child processes (they live in a MAP_SHARED mapping). Models add to them
+ * once per connection or per batch, never per message, so no atomic sits on a hot path. */
+struct server_stats {
+    _Atomic uint64_t connections;   /* accepted */
+    _Atomic uint64_t bytes_echoed;  /* written back to clients */
+    _Atomic uint64_t shed;          /* accepted, then closed unserved (no thread, fork failed, ...) */
+    _Atomic uint64_t accept_pauses; /* times accept waited because descriptors or memory ran out */
+};
+
+/* A connection registered for interruption at stop time; lives wherever the model likes (on a
+ * thread's stack is fine). */
+struct server_conn {
+    int fd;
+    struct server_conn *prev, *next;
+};
+
+struct server {
+    const struct server_config *cfg;
+    struct server_stats *stats;
+    int listen_fd;      /* bound, listening, blocking, close-on-exec */
+    struct net_addr addr;
+    int stop_fd;        /* an eventfd: becomes readable when the server must stop */
+
+    /* Private to the harness. */
+    atomic_bool stopping;
+    pthread_mutex_t lock;
+    struct server_conn tracked; /* list head */
+    void (*stop_hook)(void *);
+    void *stop_arg;
+    const char *failed_call;
+};
+
+struct server_model {
+    const char *name;
+    const char *summary; /* one line for --list */
+    enum model_kind kind;
+    /* What --threads means for this model ("workers", "reactors"), or NULL if it takes none. */
+    const char *threads_meaning;
+    /* Optional: 0 if the model can run on this machine, else -errno with a reason in why. */
+    int (*probe)(char *why, size_t why_len);
+    /* Serves until a stop is requested; returns 0, or -errno after server_fail(). */
+    int (*run)(struct server *srv);
+};
+
+/* Every registered model, NULL-terminated, in the order of servers/models.list. */
+extern const struct server_model *const server_models[];
+
+/* True once a stop has been requested. A relaxed load: cheap enough for any loop. */
+static inline bool server_stopping(const struct server *srv)
+{
+    return atomic_load_explicit(&srv->stopping, memory_order_relaxed);
+}
+
+/*
+ * Blocking accept for blocking models: returns a connected socket (close-on-exec, TCP_NODELAY,
+ * counted in stats) or -ECANCELED once the server is stopping. When descriptors or memory run out
+ * it pauses (waking on stop) and retries: the server neither dies nor spins, and the kernel's
+ * backlog holds clients meanwhile. Other errors are returned as -errno.
+ */
+int server_accept(struct server *srv);
+
+/* Sleeps up to ms milliseconds, returning early (true) if the server is stopping. */
+bool server_pause(struct server *srv, int ms);
+
+/* Registers fd so that a stop interrupts blocking I/O on it. Returns 0, or -ECANCELED if the
+ * server is already stopping (the caller then closes fd without serving it). */
+int server_track(struct server *srv, struct server_conn *conn, int fd);
+
+/* Unregisters a connection; call before closing its fd. */
+void server_untrack(struct server *srv, struct server_conn *conn);
+
+/* The whole life of one connection in a blocking model: track it, echo until the client is done
+ * (or the server stops), untrack, close, add its bytes to the stats. */
+void server_serve_blocking(struct server *srv, int fd);
+
+/* Calls fn(arg) from the stop request (on the harness's signal thread, after the steps above):
+ * for models that sleep on something the harness cannot see. At most one hook; fn NULL removes
+ * it, and once that returns the hook is not running and will not run. fn runs with the
+ * harness's lock held: it may only wake things up (signal a condition variable, write an fd),
+ * never call back into server_*(). */
+void server_on_stop(struct server *srv, void (*fn)(void *), void *arg);
+
+/* Initialises attr for a model thread: the configured stack size. Returns 0 or -errno. */
+int server_thread_attr(struct server *srv, pthread_attr_t *attr);
+
+/* Prepares a freshly forked child process that serves conn_fd: closes the listener and the
+ * harness's descriptors, and makes SIGINT/SIGTERM shut conn_fd down so the child finishes
+ * promptly. The child must leave with _exit(). */
+void server_enter_child(struct server *srv, int conn_fd);
+
+/* Requests a stop: the steps listed at the top of this file. Idempotent; callable from any thread
+ * (not from a signal handler). The harness calls it on SIGINT/SIGTERM. */
+void server_request_stop(struct server *srv);
+
+/* For a fatal error in a model: records which call failed (for the error message), requests a
+ * stop so that the model's threads and children wind down as usual, and returns err (a -errno). */
+int server_fail(struct server *srv, const char *call, int err);
+
+static inline void server_count(_Atomic uint64_t *counter, uint64_t n)
+{
+    atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
+}
+
+/* The number of online CPUs (at least 1). */
+unsigned server_cpu_count(void);
+
+#endif

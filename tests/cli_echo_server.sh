@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The command-line contract of echo-server: --help/--list/--version succeed; every bad input
+# exits 2 with exactly one line on stderr naming the problem; a port in use exits 1.
+#   usage: cli_echo_server.sh PATH/TO/echo-server
+set -u
+server=$1
+failures=0
+tmp=$(mktemp -d)
+trap 'kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+pid=
+
+check() { # description, condition result
+    if [ "$2" -ne 0 ]; then
+        echo "FAIL: $1"
+        failures=$((failures + 1))
+    fi
+}
+
+expect_usage_error() { # expected words in the message, then the arguments
+    local want=$1
+    shift
+    timeout 10 "$server" "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$? lines
+    lines=$(wc -l <"$tmp/err")
+    check "echo-server $* exits 2 (got $rc)" "$([ $rc -eq 2 ]; echo $?)"
+    check "echo-server $* prints one line on stderr (got $lines)" "$([ "$lines" -eq 1 ]; echo $?)"
+    check "echo-server $* prints nothing on stdout" "$([ ! -s "$tmp/out" ]; echo $?)"
+    check "echo-server $*: message '$(cat "$tmp/err")' names '$want'" \
+        "$(grep -q -- "$want" "$tmp/err"; echo $?)"
+}
+
+# Help, list and version.
+"$server" --help >"$tmp/help"
+check "--help exits 0" $?
+for opt in --model --host --port --threads --backlog --stack-size --msg-size --work-us \
+           --sleep-us --list --help --version; do
+    check "--help documents $opt" "$(grep -q -- "$opt" "$tmp/help"; echo $?)"
+done
+"$server" --list >"$tmp/list"
+check "--list exits 0" $?
+for model in sequential fork thread threadpool; do
+    check "--list shows $model" "$(grep -q "^$model " "$tmp/list"; echo $?)"
+done
+"$server" --version >/dev/null
+check "--version exits 0" $?
+
+# Bad input: exit 2, one line.
+expect_usage_error "--model is required"
+expect_usage_error "unknown model 'nosuch'" --model nosuch
+expect_usage_error "--port" --model thread --port 70000
+expect_usage_error "--port" --model thread --port abc
+expect_usage_error "--port" --model thread --port -1
+expect_usage_error "--threads" --model threadpool --threads 0
+expect_usage_error "--threads" --model threadpool --threads many
+expect_usage_error "does not take --threads" --model fork --threads 2
+expect_usage_error "need --msg-size" --model thread --work-us 10
+expect_usage_error "--msg-size" --model thread --msg-size 0
+expect_usage_error "--stack-size" --model thread --stack-size 1k
+expect_usage_error "--backlog" --model thread --backlog 0
+expect_usage_error "unknown option '--bogus'" --model thread --bogus
+expect_usage_error "needs a value" --model thread --port
+expect_usage_error "unexpected argument 'extra'" --model thread extra
+expect_usage_error "--host" --model thread --host no-such-host.invalid
+
+# A port in use: a clear message and exit 1.
+"$server" --model sequential --port 0 >"$tmp/first" 2>/dev/null &
+pid=$!
+for _ in $(seq 100); do [ -s "$tmp/first" ] && break; sleep 0.05; done
+port=$(sed -E 's/^listening on .*:([0-9]+) model=.*/\1/' "$tmp/first")
+timeout 10 "$server" --model sequential --port "$port" >/dev/null 2>"$tmp/err"
+rc=$?
+check "a port in use exits 1 (got $rc)" "$([ $rc -eq 1 ]; echo $?)"
+check "a port in use says so: '$(cat "$tmp/err")'" "$(grep -qi "in use" "$tmp/err"; echo $?)"
+kill -TERM $pid
+wait $pid
+check "SIGTERM on an idle server exits 0" $?
+pid=
+
+if [ $failures -gt 0 ]; then
+    echo "$failures check(s) failed"
+    exit 1
+fi
+echo "all CLI checks passed"

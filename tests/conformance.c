@@ -1,0 +1,614 @@
+/*
+ * conformance - the behaviour every server model must show, tested from the outside.
+ *
+ *   conformance --list-cases            one line per case: NAME SCOPE (all | concurrent)
+ *   conformance SERVER MODEL CASE       run one case against `SERVER --model MODEL`
+ *
+ * CTest runs every case against every model that `echo-server --list` reports (see
+ * tests/conformance_tests.cmake), so a newly registered model is tested with no edit here.
+ * "concurrent" cases are skipped for iterative models. Each case starts its own server on a free
+ * port, checks it, and ends by stopping the server with SIGTERM: it must exit 0, print its
+ * summary and leave no process behind. Exit status: 0 pass, 1 fail, 77 skipped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+#define SKIP 77
+#define CASE_TIMEOUT_S 120
+
+struct ctx {
+    struct server_proc srv;
+    const char *bin;
+    const char *model;
+    bool concurrent;
+};
+
+/* --- cases that every model passes ---------------------------------------------------------- */
+
+static int case_single_byte(struct ctx *c)
+{
+    int fd = client_connect(&c->srv, 5000);
+    if (fd < 0)
+        return fail("connect: %s", strerror(-fd));
+    char out = 'x', in = 0;
+    int r = send_all_timeout(fd, &out, 1, 5000);
+    if (r == 0)
+        r = recv_exact_timeout(fd, &in, 1, 5000);
+    close(fd);
+    if (r < 0)
+        return fail("one byte did not come back: %s", strerror(-r));
+    return in == out ? 0 : fail("sent 'x', got 0x%02x", (unsigned char)in);
+}
+
+static int exchange_on_new_connection(struct ctx *c, struct exchange *x)
+{
+    int fd = client_connect(&c->srv, 5000);
+    if (fd < 0)
+        return fail("connect: %s", strerror(-fd));
+    int r = echo_exchange(fd, x);
+    close(fd);
+    return r;
+}
+
+static int case_mib_concurrent(struct ctx *c)
+{
+    size_t len = 1 << 20;
+    uint8_t *data = malloc(len);
+    fill_random(data, len, 1);
+    /* Without chunks the whole remainder is offered to each send(): the kernel takes what fits
+     * while the echo is read concurrently, so neither side's buffers can deadlock. */
+    struct exchange x = {.data = data, .len = len, .timeout_ms = 20000};
+    int r = exchange_on_new_connection(c, &x);
+    free(data);
+    return r;
+}
+
+static int case_pipelined_10k(struct ctx *c)
+{
+    enum { N = 10000, SIZE = 32 };
+    uint8_t *data = malloc(N * SIZE);
+    size_t *chunks = malloc(N * sizeof *chunks);
+    for (size_t i = 0; i < N; i++) {
+        /* Each message carries its index, so a lost, repeated or reordered one is caught. */
+        snprintf((char *)data + i * SIZE, SIZE, "message %05zu of %d ........", i, N);
+        data[i * SIZE + SIZE - 1] = '\n';
+        chunks[i] = SIZE;
+    }
+    struct exchange x = {.data = data, .len = N * SIZE, .chunks = chunks, .nchunks = N,
+                         .timeout_ms = 20000};
+    int r = exchange_on_new_connection(c, &x);
+    free(chunks);
+    free(data);
+    return r;
+}
+
+static int case_random_sizes_pauses(struct ctx *c)
+{
+    size_t len = 256 * 1024, n = 0, total = 0;
+    uint8_t *data = malloc(len);
+    size_t *chunks = malloc(len * sizeof *chunks);
+    fill_random(data, len, 3);
+    uint64_t rng = 7;
+    while (total < len) {
+        /* Sizes spread over 1 B .. 16 KiB, smaller ones more often. */
+        size_t size = 1 + rng_next(&rng) % (1u << (1 + rng_next(&rng) % 14));
+        chunks[n++] = size;
+        total += size;
+    }
+    struct exchange x = {.data = data, .len = len, .chunks = chunks, .nchunks = n,
+                         .pause_every = 8, .pause_max_us = 3000, .timeout_ms = 30000};
+    int r = exchange_on_new_connection(c, &x);
+    free(chunks);
+    free(data);
+    return r;
+}
+
+static int case_binary(struct ctx *c)
+{
+    size_t len = 64 * 1024;
+    uint8_t *data = malloc(len);
+    for (size_t i = 0; i < len; i++) {
+        /* Every byte value, then runs of NUL and 0xFF, CR LF and Ctrl-D: nothing is special. */
+        size_t block = i / 4096;
+        data[i] = block % 4 == 0 ? (uint8_t)i
+                : block % 4 == 1 ? 0x00
+                : block % 4 == 2 ? 0xFF
+                                 : (uint8_t)("\r\n\x04\0"[i % 4]);
+    }
+    struct exchange x = {.data = data, .len = len, .timeout_ms = 10000};
+    int r = exchange_on_new_connection(c, &x);
+    free(data);
+    return r;
+}
+
+static int case_half_close(struct ctx *c)
+{
+    size_t len = 200 * 1024;
+    uint8_t *data = malloc(len);
+    fill_random(data, len, 4);
+    struct exchange x = {.data = data, .len = len, .shut_wr = true, .timeout_ms = 10000};
+    int r = exchange_on_new_connection(c, &x);
+    free(data);
+    return r;
+}
+
+static int case_reset_midstream(struct ctx *c)
+{
+    /* A bystander, connected before the reset, must not notice it (concurrent models only: an
+     * iterative server would serve it first and never get to the resetting client). */
+    int bystander = -1;
+    uint8_t data[4096];
+    fill_random(data, sizeof data, 5);
+    struct exchange x = {.data = data, .len = sizeof data, .timeout_ms = 5000};
+    if (c->concurrent) {
+        bystander = client_connect(&c->srv, 5000);
+        if (bystander < 0 || echo_exchange(bystander, &x) < 0)
+            return fail("bystander before the reset: %s", test_error);
+    }
+
+    int fd = client_connect(&c->srv, 5000);
+    if (fd < 0)
+        return fail("connect: %s", strerror(-fd));
+    /* Send a lot without reading the echo, then reset: the server is mid-stream, with bytes in
+     * both directions, when the RST arrives. */
+    uint8_t *bulk = malloc(256 * 1024);
+    fill_random(bulk, 256 * 1024, 6);
+    ssize_t sent = send(fd, bulk, 256 * 1024, MSG_NOSIGNAL | MSG_DONTWAIT);
+    free(bulk);
+    usleep(50 * 1000);
+    close_with_reset(fd);
+    if (sent <= 0)
+        return fail("could not send before resetting: %s", strerror(errno));
+
+    if (bystander >= 0) {
+        int r = echo_exchange(bystander, &x);
+        close(bystander);
+        if (r < 0)
+            return fail("bystander after the reset: %s", test_error);
+    }
+    if (echo_roundtrip(&c->srv, 4096, 8, 10000) < 0)
+        return fail("new client after the reset: %s", test_error);
+    return 0;
+}
+
+static int case_work_exact(struct ctx *c)
+{
+    /* The server runs with --msg-size 100 --work-us 300 --sleep-us 200 (see the case table). */
+    enum { MSGS = 100, MSG_SIZE = 100, COST_US = 300 + 200 };
+    uint8_t data[MSGS * MSG_SIZE];
+    size_t chunks[MSGS * MSG_SIZE];
+    size_t n = 0, total = 0;
+    fill_random(data, sizeof data, 9);
+    uint64_t rng = 11;
+    while (total < sizeof data) {
+        chunks[n] = 1 + rng_next(&rng) % 250; /* messages split and joined at random */
+        total += chunks[n++];
+    }
+    struct exchange x = {.data = data, .len = sizeof data, .chunks = chunks, .nchunks = n,
+                         .timeout_ms = 30000};
+    int64_t start = now_ms();
+    int r = exchange_on_new_connection(c, &x);
+    int64_t took = now_ms() - start;
+    if (r < 0)
+        return r;
+    /* The cost is real: the last message cannot come back before every message was paid for. */
+    if (took < MSGS * COST_US / 1000)
+        return fail("%d messages costing %d us each came back in %lld ms", MSGS, COST_US,
+                    (long long)took);
+    return 0;
+}
+
+static int case_ipv6(struct ctx *c)
+{
+    return echo_roundtrip(&c->srv, 8192, 12, 5000);
+}
+
+static int case_nc(struct ctx *c)
+{
+    /* The protocol is plain enough for netcat: pipe a file through `nc -N`, compare. */
+    if (system("nc -h 2>&1 | grep -q -- '-N'") != 0) {
+        fail("netcat-openbsd (nc with -N) is not installed");
+        return SKIP;
+    }
+    char in[] = "/tmp/echobench-nc-in-XXXXXX", out[] = "/tmp/echobench-nc-out-XXXXXX";
+    int ifd = mkstemp(in), ofd = mkstemp(out);
+    uint8_t data[100000];
+    fill_random(data, sizeof data, 13);
+    if (ifd < 0 || ofd < 0 || write(ifd, data, sizeof data) != (ssize_t)sizeof data)
+        return fail("temporary files: %s", strerror(errno));
+    close(ifd);
+    close(ofd);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "timeout 10 nc -N %s %u < %s > %s && cmp -s %s %s", c->srv.host,
+             (unsigned)c->srv.port, in, out, in, out);
+    int r = system(cmd);
+    unlink(in);
+    unlink(out);
+    return r == 0 ? 0 : fail("`%s` failed (status %d)", cmd, r);
+}
+
+static int case_churn_2000(struct ctx *c)
+{
+    for (int i = 0; i < 2000; i++) {
+        int fd = client_connect(&c->srv, 5000);
+        if (fd < 0)
+            return fail("connect #%d: %s", i, strerror(-fd));
+        char b = (char)i, e = 0;
+        int r = send_all_timeout(fd, &b, 1, 5000);
+        if (r == 0)
+            r = recv_exact_timeout(fd, &e, 1, 5000);
+        close(fd);
+        if (r < 0 || e != b)
+            return fail("connection #%d: %s", i, r < 0 ? strerror(-r) : "wrong byte");
+    }
+    if (echo_roundtrip(&c->srv, 4096, 14, 5000) < 0)
+        return fail("after 2000 connections: %s", test_error);
+    /* Children (of process models) must be reaped, not left as zombies. */
+    int zombies = 0;
+    for (int64_t until = now_ms() + 3000; now_ms() < until; usleep(20000))
+        if ((zombies = proc_zombie_children(c->srv.pid)) == 0)
+            break;
+    return zombies == 0 ? 0 : fail("%d zombie children left after connection churn", zombies);
+}
+
+/* Streams data on n connections for ms milliseconds, verifying what comes back. */
+static int stream_load(int *fds, int n, int ms, const uint8_t *data, size_t len, size_t *sent,
+                       size_t *got)
+{
+    uint8_t buf[16384];
+    for (int64_t until = now_ms() + ms; now_ms() < until;) {
+        struct pollfd p[64];
+        for (int i = 0; i < n; i++)
+            p[i] = (struct pollfd){.fd = fds[i], .events = POLLIN | POLLOUT};
+        if (poll(p, (nfds_t)n, 50) < 0 && errno != EINTR)
+            return fail("poll: %s", strerror(errno));
+        for (int i = 0; i < n; i++) {
+            if (p[i].revents & POLLOUT) {
+                ssize_t k = send(fds[i], data + sent[i] % len, len - sent[i] % len,
+                                 MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (k > 0)
+                    sent[i] += (size_t)k;
+            }
+            if (p[i].revents & POLLIN) {
+                ssize_t k = recv(fds[i], buf, sizeof buf, MSG_DONTWAIT);
+                for (ssize_t j = 0; j < k; j++, got[i]++)
+                    if (buf[j] != data[got[i] % len])
+                        return fail("client %d: echo differs at byte %zu", i, got[i]);
+            }
+        }
+    }
+    return 0;
+}
+
+static int case_shutdown_under_load(struct ctx *c)
+{
+    enum { N = 8 };
+    int fds[N];
+    size_t sent[N] = {0}, got[N] = {0};
+    uint8_t data[65536];
+    fill_random(data, sizeof data, 15);
+    for (int i = 0; i < N; i++)
+        if ((fds[i] = client_connect(&c->srv, 5000)) < 0)
+            return fail("connect: %s", strerror(-fds[i]));
+    int r = stream_load(fds, N, 300, data, sizeof data, sent, got);
+    if (r < 0)
+        return r;
+    if (got[0] == 0)
+        return fail("no echo at all before the stop");
+
+    /* Stop while the clients keep their connections open: the server must close them itself. */
+    int status;
+    int64_t start = now_ms();
+    if (server_signal_and_wait(&c->srv, SIGTERM, 10000, &status) < 0)
+        return fail("server still running 10 s after SIGTERM under load");
+    int64_t took = now_ms() - start;
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return fail("server exited with status 0x%x after SIGTERM", status);
+    char err[1024];
+    server_stderr(&c->srv, err, sizeof err);
+    if (!strstr(err, "stopped model="))
+        return fail("no summary line on stderr: '%s'", err);
+    usleep(100 * 1000);
+    pid_t left[16];
+    int n = proc_group_members(-c->srv.pid, left, 16);
+    if (n > 0)
+        return fail("%d processes of the server left after it exited (pid %ld)", n, (long)left[0]);
+    printf("stopped under load in %lld ms\n", (long long)took);
+    return 0;
+}
+
+/* --- cases for concurrent models ------------------------------------------------------------- */
+
+static int case_idle_client(struct ctx *c)
+{
+    int idle = client_connect(&c->srv, 5000);
+    if (idle < 0)
+        return fail("connect: %s", strerror(-idle));
+    usleep(100 * 1000); /* let the server accept it and sit in a read on it */
+    int r = echo_roundtrip(&c->srv, 16384, 16, 5000);
+    if (r < 0) {
+        close(idle);
+        return fail("an idle client blocked another: %s", test_error);
+    }
+    uint8_t data[100];
+    fill_random(data, sizeof data, 17);
+    struct exchange x = {.data = data, .len = sizeof data, .timeout_ms = 5000};
+    r = echo_exchange(idle, &x);
+    close(idle);
+    return r < 0 ? fail("the idle client, once it spoke: %s", test_error) : 0;
+}
+
+static int case_many_500(struct ctx *c)
+{
+    enum { N = 500, SIZE = 256 };
+    static int fds[N];
+    static uint8_t data[N][SIZE];
+    static size_t got[N];
+    static struct pollfd p[N];
+    for (int i = 0; i < N; i++) {
+        fill_random(data[i], SIZE, 100 + (uint64_t)i);
+        fds[i] = client_connect(&c->srv, 10000);
+        if (fds[i] < 0)
+            return fail("connection %d: %s", i, strerror(-fds[i]));
+    }
+    /* All 500 are open at once; then each sends its message and is closed once verified. */
+    for (int i = 0; i < N; i++) {
+        int r = send_all_timeout(fds[i], data[i], SIZE, 5000);
+        if (r < 0)
+            return fail("send on connection %d: %s", i, strerror(-r));
+        p[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+    }
+    int done = 0;
+    for (int64_t deadline = now_ms() + 60000; done < N;) {
+        if (now_ms() > deadline)
+            return fail("%d of %d connections verified before the timeout", done, N);
+        if (poll(p, N, 1000) < 0 && errno != EINTR)
+            return fail("poll: %s", strerror(errno));
+        for (int i = 0; i < N; i++) {
+            if (!p[i].revents)
+                continue;
+            uint8_t buf[SIZE];
+            ssize_t k = recv(fds[i], buf, SIZE - got[i], MSG_DONTWAIT);
+            if (k <= 0)
+                return fail("connection %d ended after %zu of %d bytes", i, got[i], SIZE);
+            if (memcmp(buf, data[i] + got[i], (size_t)k) != 0)
+                return fail("connection %d: echo differs", i);
+            got[i] += (size_t)k;
+            if (got[i] == SIZE) {
+                close(fds[i]);
+                p[i].fd = -1;
+                done++;
+            }
+        }
+    }
+    return 0;
+}
+
+static int case_non_reader(struct ctx *c)
+{
+    long rss_before = proc_tree_rss_kib(c->srv.pid);
+    int hog = client_connect(&c->srv, 5000);
+    if (hog < 0)
+        return fail("connect: %s", strerror(-hog));
+    uint8_t junk[65536];
+    fill_random(junk, sizeof junk, 18);
+    uint64_t pushed = 0;
+    /* The hog sends as fast as the server takes bytes and never reads. Meanwhile another client
+     * must be served, every 150 ms. */
+    for (int round = 0; round < 12; round++) {
+        for (int64_t until = now_ms() + 150; now_ms() < until;) {
+            struct pollfd p = {.fd = hog, .events = POLLOUT};
+            if (poll(&p, 1, 10) > 0) {
+                ssize_t k = send(hog, junk, sizeof junk, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (k > 0)
+                    pushed += (uint64_t)k;
+            }
+        }
+        if (echo_roundtrip(&c->srv, 4096, 200 + (uint64_t)round, 3000) < 0) {
+            close(hog);
+            return fail("round %d, with a client that does not read: %s", round, test_error);
+        }
+    }
+    long rss_after = proc_tree_rss_kib(c->srv.pid);
+    close_with_reset(hog);
+    printf("non-reader pushed %llu KiB; server RSS %ld -> %ld KiB\n",
+           (unsigned long long)(pushed / 1024), rss_before, rss_after);
+    if (rss_after - rss_before > 32 * 1024)
+        return fail("server memory grew by %ld KiB while a client did not read",
+                    rss_after - rss_before);
+    return 0;
+}
+
+static int case_fd_exhaustion(struct ctx *c)
+{
+    /* The server runs with RLIMIT_NOFILE 64 (see the case table); 100 clients connect. */
+    enum { N = 100 };
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = client_connect(&c->srv, 5000);
+        if (fds[i] < 0)
+            return fail("connect %d: %s", i, strerror(-fds[i]));
+    }
+    double cpu0 = proc_cpu_seconds(c->srv.pid);
+    int64_t t0 = now_ms();
+    usleep(1500 * 1000);
+    double cpu = proc_cpu_seconds(c->srv.pid) - cpu0;
+    double wall = (double)(now_ms() - t0) / 1000;
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    if (kill(c->srv.pid, 0) != 0)
+        return fail("server died when it ran out of descriptors");
+    if (cpu > wall / 3)
+        return fail("server spun while out of descriptors: %.2f s CPU in %.2f s", cpu, wall);
+    /* Recovery: once the clients are gone, descriptors free up and service resumes. */
+    if (echo_roundtrip(&c->srv, 4096, 19, 10000) < 0)
+        return fail("not serving again after descriptors freed up: %s", test_error);
+    return 0;
+}
+
+/* --- the table ------------------------------------------------------------------------------ */
+
+static const char *const work_args[] = {"--msg-size", "100", "--work-us", "300", "--sleep-us",
+                                        "200", NULL};
+
+static const struct test_case {
+    const char *name;
+    bool concurrent_only;
+    int (*run)(struct ctx *c);
+    const char *const *server_args;
+    long nofile;
+    const char *host;
+} cases[] = {
+    {.name = "single_byte", .run = case_single_byte},
+    {.name = "mib_concurrent", .run = case_mib_concurrent},
+    {.name = "pipelined_10k", .run = case_pipelined_10k},
+    {.name = "random_sizes_pauses", .run = case_random_sizes_pauses},
+    {.name = "binary", .run = case_binary},
+    {.name = "half_close", .run = case_half_close},
+    {.name = "reset_midstream", .run = case_reset_midstream},
+    {.name = "work_exact", .run = case_work_exact, .server_args = work_args},
+    {.name = "ipv6", .run = case_ipv6, .host = "::1"},
+    {.name = "nc", .run = case_nc},
+    {.name = "churn_2000", .run = case_churn_2000},
+    {.name = "shutdown_under_load", .run = case_shutdown_under_load},
+    {.name = "idle_client", .run = case_idle_client, .concurrent_only = true},
+    {.name = "many_500", .run = case_many_500, .concurrent_only = true},
+    {.name = "non_reader", .run = case_non_reader, .concurrent_only = true},
+    {.name = "fd_exhaustion", .run = case_fd_exhaustion, .concurrent_only = true, .nofile = 64},
+};
+
+/* Reads the model's KIND column from `SERVER --list`. Returns 0, or -1 if it is not listed. */
+static int model_kind(const char *bin, const char *model, char *kind, size_t len)
+{
+    char cmd[1024], line[512], name[128], k[64];
+    snprintf(cmd, sizeof cmd, "'%s' --list", bin);
+    FILE *f = popen(cmd, "r");
+    if (!f)
+        return -1;
+    int found = -1;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "%127s %63s", name, k) == 2 && strcmp(name, model) == 0) {
+            snprintf(kind, len, "%s", k);
+            found = 0;
+        }
+    }
+    pclose(f);
+    return found;
+}
+
+static bool ipv6_loopback_available(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+static struct ctx *running; /* for the alarm handler */
+
+static void on_case_timeout(int sig)
+{
+    (void)sig;
+    static const char msg[] = "FAIL: case timed out\n";
+    if (running && running->srv.pid != 0) {
+        pid_t g = running->srv.pid > 0 ? running->srv.pid : -running->srv.pid;
+        kill(-g, SIGKILL);
+    }
+    ssize_t n = write(STDOUT_FILENO, msg, sizeof msg - 1);
+    (void)n;
+    _exit(1);
+}
+
+/* The epilogue of every case: SIGTERM must stop the server cleanly. */
+static int check_clean_stop(struct ctx *c)
+{
+    int status;
+    if (server_signal_and_wait(&c->srv, SIGTERM, 10000, &status) < 0)
+        return fail("server still running 10 s after SIGTERM");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return fail("server exited with status 0x%x after SIGTERM", status);
+    usleep(50 * 1000);
+    pid_t left[16];
+    int n = proc_group_members(-c->srv.pid, left, 16);
+    return n == 0 ? 0 : fail("%d processes of the server left after it exited", n);
+}
+
+int main(int argc, char **argv)
+{
+    size_t ncases = sizeof cases / sizeof cases[0];
+    if (argc == 2 && strcmp(argv[1], "--list-cases") == 0) {
+        for (size_t i = 0; i < ncases; i++)
+            printf("%s %s\n", cases[i].name, cases[i].concurrent_only ? "concurrent" : "all");
+        return 0;
+    }
+    if (argc != 4) {
+        fprintf(stderr, "usage: conformance --list-cases | conformance SERVER MODEL CASE\n");
+        return 2;
+    }
+    const struct test_case *tc = NULL;
+    for (size_t i = 0; i < ncases; i++)
+        if (strcmp(cases[i].name, argv[3]) == 0)
+            tc = &cases[i];
+    if (!tc) {
+        fprintf(stderr, "conformance: unknown case '%s'\n", argv[3]);
+        return 2;
+    }
+    struct ctx c = {.bin = argv[1], .model = argv[2]};
+    char kind[64] = "";
+    if (model_kind(c.bin, c.model, kind, sizeof kind) < 0) {
+        printf("FAIL: '%s --list' does not list model '%s'\n", c.bin, c.model);
+        return 1;
+    }
+    c.concurrent = strcmp(kind, "iterative") != 0;
+    if (tc->concurrent_only && !c.concurrent) {
+        printf("SKIP: %s is for concurrent models; %s is %s\n", tc->name, c.model, kind);
+        return SKIP;
+    }
+    if (tc->host && strchr(tc->host, ':') && !ipv6_loopback_available()) {
+        printf("SKIP: no IPv6 loopback on this machine\n");
+        return SKIP;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    running = &c;
+    signal(SIGALRM, on_case_timeout);
+    alarm(CASE_TIMEOUT_S);
+
+    if (server_start(&c.srv, c.bin, c.model, tc->host ? tc->host : "127.0.0.1", tc->server_args,
+                     tc->nofile) < 0) {
+        printf("FAIL: %s\n", test_error);
+        return 1;
+    }
+    int r = tc->run(&c);
+    if (r == 0 && c.srv.pid > 0 && check_clean_stop(&c) < 0)
+        r = -1;
+    char err[4096];
+    server_stderr(&c.srv, err, sizeof err);
+    server_kill(&c.srv);
+    if (r == SKIP) {
+        printf("SKIP: %s\n", test_error);
+        return SKIP;
+    }
+    if (r < 0) {
+        printf("FAIL: %s %s: %s\n--- server stderr ---\n%s", c.model, tc->name, test_error, err);
+        return 1;
+    }
+    printf("PASS: %s %s\n%s", c.model, tc->name, err);
+    return 0;
+}
