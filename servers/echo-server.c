@@ -308,6 +308,8 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     err = model->run(&srv);
+    if (err == 0 && srv.failed_call)
+        err = srv.failed_err;
 
     atomic_store(&finished, true);
     pthread_kill(sig_tid, SIGTERM); /* wakes the signal thread, which sees `finished` */

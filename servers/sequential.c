@@ -30,15 +30,11 @@
 
 static int sequential_run(struct server *srv)
 {
-    for (;;) {
-        int fd = server_accept(srv);
-        if (fd == -ECANCELED)
-            return 0; /* stop requested */
-        if (fd < 0)
-            return server_fail(srv, "accept", fd);
-        /* The whole life of the connection happens here, on this thread. */
-        server_serve_blocking(srv, fd);
-    }
+    int fd;
+    /* server_accept() turns negative once a stop is requested. */
+    while ((fd = server_accept(srv)) >= 0)
+        server_serve_blocking(srv, fd); /* the connection's whole life, on this thread */
+    return 0;
 }
 
 const struct server_model model_sequential = {

@@ -39,7 +39,7 @@ int server_accept(struct server *srv)
         if (server_stopping(srv))
             return -ECANCELED;
         if (!net_accept_error_is_exhaustion(-fd))
-            return fd;
+            return server_fail(srv, "accept", fd);
         server_count(&srv->stats->accept_pauses, 1);
         server_pause(srv, ACCEPT_PAUSE_MS);
     }
@@ -102,8 +102,10 @@ int server_thread_attr(struct server *srv, pthread_attr_t *attr)
 
 int server_fail(struct server *srv, const char *call, int err)
 {
-    if (!srv->failed_call)
+    if (!srv->failed_call) {
         srv->failed_call = call;
+        srv->failed_err = err;
+    }
     server_request_stop(srv);
     return err;
 }

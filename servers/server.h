@@ -78,6 +78,7 @@ struct server {
     void (*stop_hook)(void *);
     void *stop_arg;
     const char *failed_call;
+    int failed_err;
 };
 
 struct server_model {
@@ -88,7 +89,8 @@ struct server_model {
     const char *threads_meaning;
     /* Optional: 0 if the model can run on this machine, else -errno with a reason in why. */
     int (*probe)(char *why, size_t why_len);
-    /* Serves until a stop is requested; returns 0, or -errno after server_fail(). */
+    /* Serves until a stop is requested, then returns once every thread and child process of the
+     * model has finished. Fatal errors are reported with server_fail(). Returns 0 or -errno. */
     int (*run)(struct server *srv);
 };
 
@@ -103,9 +105,11 @@ static inline bool server_stopping(const struct server *srv)
 
 /*
  * Blocking accept for blocking models: returns a connected socket (close-on-exec, TCP_NODELAY,
- * counted in stats) or -ECANCELED once the server is stopping. When descriptors or memory run out
- * it pauses (waking on stop) and retries: the server neither dies nor spins, and the kernel's
- * backlog holds clients meanwhile. Other errors are returned as -errno.
+ * counted in stats), or a negative value once the server is stopping - so that
+ * `while ((fd = server_accept(srv)) >= 0)` is a whole accept loop. When descriptors or memory run
+ * out it pauses (waking on stop) and retries: the server neither dies nor spins, and the kernel's
+ * backlog holds clients meanwhile. Any other error is fatal: it is reported with server_fail(),
+ * which requests the stop.
  */
 int server_accept(struct server *srv);
 

@@ -84,14 +84,8 @@ static int thread_run(struct server *srv)
     pthread_mutex_init(&st.lock, NULL);
     pthread_cond_init(&st.all_done, NULL);
 
-    for (;;) {
-        int fd = server_accept(srv);
-        if (fd == -ECANCELED)
-            break;
-        if (fd < 0) {
-            err = server_fail(srv, "accept", fd);
-            break;
-        }
+    int fd;
+    while ((fd = server_accept(srv)) >= 0) {
         if (start_conn_thread(&st, &attr, fd) < 0) {
             close(fd);
             server_count(&srv->stats->shed, 1);
@@ -106,7 +100,7 @@ static int thread_run(struct server *srv)
         pthread_cond_wait(&st.all_done, &st.lock);
     pthread_mutex_unlock(&st.lock);
     pthread_attr_destroy(&attr);
-    return err;
+    return 0;
 }
 
 const struct server_model model_thread = {

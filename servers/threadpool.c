@@ -159,14 +159,8 @@ static int threadpool_run(struct server *srv)
     if (err == 0)
         pthread_attr_destroy(&attr);
 
-    while (err == 0 && queue_wait_for_room(&pool.queue)) {
-        int fd = server_accept(srv);
-        if (fd == -ECANCELED)
-            break;
-        if (fd < 0) {
-            err = server_fail(srv, "accept", fd);
-            break;
-        }
+    int fd;
+    while (err == 0 && queue_wait_for_room(&pool.queue) && (fd = server_accept(srv)) >= 0) {
         if (!queue_push(&pool.queue, fd)) {
             close(fd);
             server_count(&srv->stats->shed, 1);

@@ -341,15 +341,18 @@ int client_connect(const struct server_proc *sp, int timeout_ms)
     return err;
 }
 
-int send_all_timeout(int fd, const void *buf, size_t len, int timeout_ms)
+/* Moves exactly len bytes in one direction before the deadline. */
+static int transfer_exact(int fd, uint8_t *p, size_t len, int timeout_ms, bool sending)
 {
     int64_t deadline = now_ms() + timeout_ms;
-    const uint8_t *p = buf;
     while (len > 0) {
-        int err = wait_fd(fd, POLLOUT, deadline);
+        int err = wait_fd(fd, sending ? POLLOUT : POLLIN, deadline);
         if (err < 0)
             return err;
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = sending ? send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT)
+                            : recv(fd, p, len, MSG_DONTWAIT);
+        if (n == 0 && !sending)
+            return -EPIPE;
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 continue;
@@ -361,26 +364,14 @@ int send_all_timeout(int fd, const void *buf, size_t len, int timeout_ms)
     return 0;
 }
 
+int send_all_timeout(int fd, const void *buf, size_t len, int timeout_ms)
+{
+    return transfer_exact(fd, (uint8_t *)buf, len, timeout_ms, true);
+}
+
 int recv_exact_timeout(int fd, void *buf, size_t len, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
-    uint8_t *p = buf;
-    while (len > 0) {
-        int err = wait_fd(fd, POLLIN, deadline);
-        if (err < 0)
-            return err;
-        ssize_t n = recv(fd, p, len, MSG_DONTWAIT);
-        if (n == 0)
-            return -EPIPE;
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    return transfer_exact(fd, buf, len, timeout_ms, false);
 }
 
 int expect_eof(int fd, int timeout_ms)
