@@ -1,6 +1,7 @@
-# Read by ctest (TEST_INCLUDE_FILES) after conformance_paths.cmake set SERVER and CONFORMANCE:
-# adds conformance.MODEL.CASE for every model `echo-server --list` reports and every case
-# `conformance --list-cases` offers. Cases for concurrent models are not added for iterative ones.
+# Read by ctest (TEST_INCLUDE_FILES) after conformance_paths.cmake set the paths: adds
+# conformance.MODEL.CASE for every model `echo-server --list` reports and every case
+# `conformance --list-cases` offers (cases for concurrent models are not added for iterative
+# ones), and loadgen.model.MODEL, a short verified load against each model.
 execute_process(COMMAND "${SERVER}" --list OUTPUT_VARIABLE models_out RESULT_VARIABLE rc1)
 execute_process(COMMAND "${CONFORMANCE}" --list-cases OUTPUT_VARIABLE cases_out RESULT_VARIABLE rc2)
 if(NOT rc1 EQUAL 0 OR NOT rc2 EQUAL 0)
@@ -21,6 +22,10 @@ foreach(mline IN LISTS model_lines)
   endif()
   set(model "${CMAKE_MATCH_1}")
   set(kind "${CMAKE_MATCH_2}")
+  add_test(loadgen.model.${model} bash "${LOADGEN_TEST}" model "${LOADGEN}" "${SERVER}"
+           "${FAKE_SERVER}" ${model})
+  set_tests_properties(loadgen.model.${model} PROPERTIES
+    TIMEOUT 60 LABELS "loadgen;model-${model};kind-${kind}")
   foreach(cline IN LISTS case_lines)
     if(NOT cline MATCHES "^([a-z0-9_]+) (all|concurrent)$")
       continue()

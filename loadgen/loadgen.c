@@ -1,0 +1,461 @@
+/*
+ * loadgen - a multithreaded load generator for TCP echo servers.
+ *
+ * Closed loop (each connection keeps --pipeline messages in flight) or open loop (--rate
+ * messages per second, latency measured from each message's scheduled time). Every echoed byte
+ * is verified; errors are counted by kind; latency goes into HDR histograms, one per thread,
+ * merged at the end. See docs/methodology.md for the exact definitions.
+ *
+ *   loadgen --port 7007 -t 2 -c 64 -d 10s
+ *   loadgen --port 7007 -c 16 --rate 20k --arrival poisson --json out.json --hgrm out.hgrm
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "json.h"
+#include "loadgen.h"
+#include "parse.h"
+#include "sysinfo.h"
+
+#define PROBE_TIMEOUT_MS 5000
+
+static const char *prog = "loadgen";
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+"Usage: %s --port P [options]\n"
+"\n"
+"Drives a TCP echo server (RFC 862) and measures throughput and latency. Every echoed byte\n"
+"is compared with the byte sent; any difference makes the exit status 1.\n"
+"\n"
+"Target and load:\n"
+"  -H, --host H          server address, IPv4 or IPv6 (default 127.0.0.1)\n"
+"  -p, --port P          server port (required)\n"
+"  -t, --threads N       worker threads, each with its own connections (default 1)\n"
+"  -c, --connections N   connections in total, at least --threads (default 10)\n"
+"  -d, --duration T      measured time, e.g. 500ms, 10s, 2m (default 10s)\n"
+"      --warmup T        unmeasured time before it (default 1s; 0 for none)\n"
+"  -s, --size B          message size, e.g. 128, 4k (default 128)\n"
+"      --pipeline K      messages in flight per connection (default 1)\n"
+"\n"
+"Closed loop (the default): every connection keeps K messages in flight; a message's latency\n"
+"runs from handing it to send() to receiving its last echoed byte.\n"
+"Open loop:\n"
+"  -R, --rate R          R messages per second in total (e.g. 5000, 20k), spread over the\n"
+"                        connections that have room; latency runs from each message's\n"
+"                        scheduled time, so server stalls are not hidden\n"
+"      --arrival A       uniform (default) or poisson inter-arrival times\n"
+"\n"
+"Connections:\n"
+"      --reconnect N     close and reconnect after N messages per connection\n"
+"                        (1 = connect per request); connect latency is reported too\n"
+"      --timeout T       a connection with no echo for T is counted and closed; also\n"
+"                        bounds connecting and the final drain (default 5s)\n"
+"\n"
+"Measurement and output:\n"
+"      --cpus LIST       pin thread i to the i-th CPU of LIST, e.g. 1 or 0,2-3\n"
+"      --interval T      print a progress line every T on stderr\n"
+"      --json FILE       write every figure, the configuration and the environment\n"
+"      --hgrm FILE       write the latency distribution (HdrHistogram format, microseconds)\n"
+"  -q, --quiet           no summary on stdout (warnings still go to stderr)\n"
+"      --env             print the environment record as JSON and exit\n"
+"  -h, --help            show this help\n"
+"  -V, --version         show the version and build\n"
+"\n"
+"Exit status: 0 done (errors, if any, are reported), 1 echo mismatch or runtime failure\n"
+"(server unreachable, ...), 2 bad usage.\n",
+            prog);
+}
+
+static _Noreturn void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see --help)\n");
+    exit(2);
+}
+
+static uint64_t uint_arg(const char *opt, const char *text, uint64_t min, uint64_t max)
+{
+    uint64_t v;
+    if (parse_uint(text, min, max, &v) != 0)
+        usage_error("%s: '%s' is not a whole number from %" PRIu64 " to %" PRIu64, opt, text,
+                    min, max);
+    return v;
+}
+
+static uint64_t duration_arg(const char *opt, const char *text, uint64_t min_ns)
+{
+    uint64_t ns;
+    if (parse_duration(text, &ns) != 0 || ns < min_ns)
+        usage_error("%s: '%s' is not a %sduration such as 500ms, 10s or 2m", opt, text,
+                    min_ns ? "positive " : "");
+    return ns;
+}
+
+static void write_env_json(void)
+{
+    struct json j;
+    json_start(&j, stdout);
+    sysinfo_write_json(&j, NULL);
+    json_finish(&j);
+}
+
+static void parse_args(int argc, char **argv, struct lg_config *cfg)
+{
+    enum { OPT_WARMUP = 256, OPT_PIPELINE, OPT_ARRIVAL, OPT_RECONNECT, OPT_TIMEOUT, OPT_CPUS,
+           OPT_INTERVAL, OPT_JSON, OPT_HGRM, OPT_ENV };
+    static const struct option longopts[] = {
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},
+        {"threads", required_argument, NULL, 't'},
+        {"connections", required_argument, NULL, 'c'},
+        {"duration", required_argument, NULL, 'd'},
+        {"warmup", required_argument, NULL, OPT_WARMUP},
+        {"size", required_argument, NULL, 's'},
+        {"pipeline", required_argument, NULL, OPT_PIPELINE},
+        {"rate", required_argument, NULL, 'R'},
+        {"arrival", required_argument, NULL, OPT_ARRIVAL},
+        {"reconnect", required_argument, NULL, OPT_RECONNECT},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"cpus", required_argument, NULL, OPT_CPUS},
+        {"interval", required_argument, NULL, OPT_INTERVAL},
+        {"json", required_argument, NULL, OPT_JSON},
+        {"hgrm", required_argument, NULL, OPT_HGRM},
+        {"quiet", no_argument, NULL, 'q'},
+        {"env", no_argument, NULL, OPT_ENV},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {0},
+    };
+    *cfg = (struct lg_config){
+        .host = "127.0.0.1",
+        .threads = 1,
+        .connections = 10,
+        .duration_ns = 10 * NS_PER_SEC,
+        .warmup_ns = NS_PER_SEC,
+        .size = 128,
+        .pipeline = 1,
+        .timeout_ns = 5 * NS_PER_SEC,
+    };
+    bool have_port = false, have_arrival = false;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":H:p:t:c:d:s:R:qhV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'H': cfg->host = optarg; break;
+        case 'p':
+            cfg->port = (uint16_t)uint_arg("--port", optarg, 1, 65535);
+            have_port = true;
+            break;
+        case 't': cfg->threads = (unsigned)uint_arg("--threads", optarg, 1, 256); break;
+        case 'c':
+            cfg->connections = (unsigned)uint_arg("--connections", optarg, 1, 1000000);
+            break;
+        case 'd': cfg->duration_ns = duration_arg("--duration", optarg, NS_PER_MS); break;
+        case OPT_WARMUP: cfg->warmup_ns = duration_arg("--warmup", optarg, 0); break;
+        case 's': {
+            uint64_t v;
+            if (parse_bytes(optarg, 1, 64ull << 20, &v) != 0)
+                usage_error("--size: '%s' is not a size from 1 byte to 64 MiB (e.g. 128, 4k)",
+                            optarg);
+            cfg->size = (uint32_t)v;
+            break;
+        }
+        case OPT_PIPELINE: cfg->pipeline = (uint32_t)uint_arg("--pipeline", optarg, 1, 1024); break;
+        case 'R':
+            if (parse_rate(optarg, &cfg->rate) != 0)
+                usage_error("--rate: '%s' is not a positive rate such as 5000, 20k or 1.5M",
+                            optarg);
+            break;
+        case OPT_ARRIVAL:
+            if (strcmp(optarg, "uniform") == 0)
+                cfg->arrival = ARRIVAL_UNIFORM;
+            else if (strcmp(optarg, "poisson") == 0)
+                cfg->arrival = ARRIVAL_POISSON;
+            else
+                usage_error("--arrival: '%s' is neither uniform nor poisson", optarg);
+            have_arrival = true;
+            break;
+        case OPT_RECONNECT:
+            cfg->reconnect = uint_arg("--reconnect", optarg, 1, UINT64_MAX);
+            break;
+        case OPT_TIMEOUT: cfg->timeout_ns = duration_arg("--timeout", optarg, NS_PER_MS); break;
+        case OPT_CPUS:
+            cfg->ncpus = parse_cpu_list(optarg, cfg->cpus, LG_MAX_CPUS);
+            if (cfg->ncpus <= 0)
+                usage_error("--cpus: '%s' is not a CPU list such as 1 or 0,2-3", optarg);
+            break;
+        case OPT_INTERVAL: cfg->interval_ns = duration_arg("--interval", optarg, 10 * NS_PER_MS); break;
+        case OPT_JSON: cfg->json_path = optarg; break;
+        case OPT_HGRM: cfg->hgrm_path = optarg; break;
+        case 'q': cfg->quiet = true; break;
+        case OPT_ENV: write_env_json(); exit(0);
+        case 'h': usage(stdout); exit(0);
+        case 'V': printf("loadgen %s (commit %s)\n", ECHOBENCH_VERSION, build_commit()); exit(0);
+        case ':': usage_error("option '%s' needs a value", argv[optind - 1]);
+        default: usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        usage_error("unexpected argument '%s'", argv[optind]);
+    if (!have_port)
+        usage_error("--port is required");
+    if (cfg->connections < cfg->threads)
+        usage_error("--connections (%u) must be at least --threads (%u)", cfg->connections,
+                    cfg->threads);
+    if (have_arrival && cfg->rate == 0)
+        usage_error("--arrival needs --rate");
+    if (net_resolve(cfg->host, cfg->port, &cfg->addr) < 0)
+        usage_error("--host: cannot resolve '%s'", cfg->host);
+    long cpus = sysconf(_SC_NPROCESSORS_CONF);
+    for (int i = 0; i < cfg->ncpus; i++)
+        if (cfg->cpus[i] >= cpus)
+            usage_error("--cpus: CPU %d does not exist (this machine has %ld)", cfg->cpus[i],
+                        cpus);
+}
+
+/* One connection attempt before the load starts: an unreachable server is a clear error, not a
+ * run full of connect errors. */
+static int probe_server(const struct lg_config *cfg)
+{
+    int fd = net_connect(&cfg->addr, true);
+    if (fd < 0)
+        return fd;
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    int timeout = cfg->timeout_ns / NS_PER_MS < PROBE_TIMEOUT_MS
+                      ? (int)(cfg->timeout_ns / NS_PER_MS) : PROBE_TIMEOUT_MS;
+    int r;
+    while ((r = poll(&p, 1, timeout)) < 0 && errno == EINTR)
+        ;
+    int err = r == 0 ? -ETIMEDOUT : net_socket_error(fd);
+    close(fd);
+    return err;
+}
+
+static uint8_t *make_pattern(void)
+{
+    uint8_t *p = malloc(2 * (size_t)LG_PATTERN_LEN);
+    if (!p)
+        return NULL;
+    uint64_t x = 0x2545F4914F6CDD1Dull;
+    for (size_t i = 0; i < LG_PATTERN_LEN; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        p[i] = (uint8_t)(x >> 24);
+    }
+    /* Stored twice, so any window of up to LG_PATTERN_LEN bytes is contiguous. */
+    memcpy(p + LG_PATTERN_LEN, p, LG_PATTERN_LEN);
+    return p;
+}
+
+/* Prints one --interval line once every worker has published, or a quarter interval late. */
+static void print_interval(struct lg_shared *sh, uint64_t boundary, uint64_t t0)
+{
+    struct lg_interval *iv = sh->interval;
+    const struct lg_config *cfg = sh->cfg;
+    uint64_t deadline_ns = boundary + cfg->interval_ns / 4;
+    pthread_mutex_lock(&iv->lock);
+    while (iv->contributors < cfg->threads && clock_now_ns() < deadline_ns) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 5 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&iv->ready, &iv->lock, &ts);
+    }
+    double elapsed = (double)(boundary - t0) / 1e9;
+    const char *phase = boundary <= t0 + cfg->warmup_ns ? " (warm-up)" : "";
+    fprintf(stderr, "[%7.1fs] %10.0f req/s  p50 %8.1f us  p99 %8.1f us%s\n", elapsed,
+            (double)iv->requests / ((double)cfg->interval_ns / 1e9),
+            hist_value_at_percentile(&iv->latency, 50) / 1e3,
+            hist_value_at_percentile(&iv->latency, 99) / 1e3, phase);
+    hist_reset(&iv->latency);
+    iv->requests = 0;
+    iv->contributors = 0;
+    iv->index++;
+    pthread_mutex_unlock(&iv->lock);
+}
+
+/* The main thread during the run: waits for the workers, turns Ctrl-C into an early end of the
+ * window (a second Ctrl-C exits at once), and prints interval lines. Returns true if
+ * interrupted. */
+static bool supervise(struct lg_shared *sh, uint64_t t0)
+{
+    const struct lg_config *cfg = sh->cfg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    bool interrupted = false;
+    uint64_t next_interval = cfg->interval_ns ? t0 + cfg->interval_ns : UINT64_MAX;
+    uint64_t window_end = t0 + cfg->warmup_ns + cfg->duration_ns;
+    while (atomic_load(&sh->finished) < cfg->threads) {
+        uint64_t now = clock_now_ns();
+        if (next_interval <= now && next_interval <= window_end) {
+            print_interval(sh, next_interval, t0);
+            next_interval += cfg->interval_ns;
+            continue;
+        }
+        uint64_t wait = 50 * NS_PER_MS;
+        if (next_interval > now && next_interval - now < wait)
+            wait = next_interval - now;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)wait};
+        int sig = sigtimedwait(&set, NULL, &ts);
+        if (sig > 0) {
+            if (interrupted) {
+                fprintf(stderr, "%s: interrupted again; exiting without a report\n", prog);
+                exit(130);
+            }
+            interrupted = true;
+            atomic_store(&sh->stop_at_ns, clock_now_ns());
+        }
+    }
+    return interrupted;
+}
+
+int main(int argc, char **argv)
+{
+    struct lg_config cfg;
+    parse_args(argc, argv, &cfg);
+    signal(SIGPIPE, SIG_IGN);
+
+    long limit = net_raise_fd_limit();
+    if (limit > 0 && (long)cfg.connections + 32 > limit) {
+        fprintf(stderr, "%s: %u connections need more file descriptors than the limit of %ld "
+                        "(raise it with ulimit -n)\n", prog, cfg.connections, limit);
+        return 1;
+    }
+    int err = probe_server(&cfg);
+    if (err < 0) {
+        char where[NET_ADDR_STRLEN];
+        net_format(&cfg.addr, where, sizeof where);
+        fprintf(stderr, "%s: cannot connect to %s: %s\n", prog, where, strerror(-err));
+        return 1;
+    }
+
+    struct lg_shared sh = {.cfg = &cfg};
+    atomic_init(&sh.stop_at_ns, UINT64_MAX);
+    atomic_init(&sh.finished, 0);
+    struct lg_interval interval;
+    struct lg_worker *workers = calloc(cfg.threads, sizeof *workers);
+    uint8_t *pattern = make_pattern();
+    if (!workers || !pattern)
+        goto nomem;
+    sh.pattern = pattern;
+    if (cfg.interval_ns) {
+        memset(&interval, 0, sizeof interval);
+        if (hist_init(&interval.latency) < 0)
+            goto nomem;
+        pthread_mutex_init(&interval.lock, NULL);
+        pthread_cond_init(&interval.ready, NULL);
+        sh.interval = &interval;
+    }
+    pthread_barrier_init(&sh.ready, NULL, cfg.threads + 1);
+
+    /* Ctrl-C is taken by this thread (sigtimedwait); workers inherit the blocked mask. */
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, NULL);
+
+    unsigned next_conn = 0;
+    unsigned started = 0;
+    for (unsigned i = 0; i < cfg.threads; i++) {
+        struct lg_worker *w = &workers[i];
+        w->index = i;
+        w->shared = &sh;
+        w->first_conn = next_conn;
+        w->nconns = cfg.connections / cfg.threads + (i < cfg.connections % cfg.threads);
+        w->rate = cfg.rate * w->nconns / cfg.connections;
+        next_conn += w->nconns;
+        if (lg_result_init(&w->result) < 0)
+            goto nomem;
+    }
+    for (; started < cfg.threads; started++) {
+        err = pthread_create(&workers[started].tid, NULL, lg_worker_main, &workers[started]);
+        if (err != 0) {
+            fprintf(stderr, "%s: cannot start thread: %s\n", prog, strerror(err));
+            return 1; /* the threads already started are parked at the barrier; exit ends them */
+        }
+    }
+
+    pthread_barrier_wait(&sh.ready); /* every worker has connected */
+    uint64_t t0 = clock_now_ns();
+    atomic_store(&sh.start_ns, t0);
+    pthread_barrier_wait(&sh.ready);
+    bool interrupted = supervise(&sh, t0);
+
+    struct lg_run run = {.cfg = &cfg, .interrupted = interrupted};
+    struct lg_result *per_thread = calloc(cfg.threads, sizeof *per_thread);
+    if (!per_thread || lg_result_init(&run.total) < 0)
+        goto nomem;
+    int status = 0;
+    for (unsigned i = 0; i < cfg.threads; i++) {
+        pthread_join(workers[i].tid, NULL);
+        if (workers[i].error < 0) {
+            fprintf(stderr, "%s: thread %u failed in %s: %s\n", prog, i,
+                    workers[i].failed_call ? workers[i].failed_call : "set-up",
+                    strerror(-workers[i].error));
+            status = 1;
+        }
+        lg_result_add(&run.total, &workers[i].result);
+        per_thread[i] = workers[i].result;
+    }
+    run.per_thread = per_thread;
+    uint64_t stop_at = atomic_load(&sh.stop_at_ns);
+    uint64_t window_start = t0 + cfg.warmup_ns;
+    uint64_t window_end = window_start + cfg.duration_ns;
+    if (stop_at < window_end)
+        window_end = stop_at > window_start ? stop_at : window_start;
+    run.window_ns = window_end - window_start;
+    lg_assess_saturation(&run);
+
+    if (!cfg.quiet)
+        lg_print_summary(&run, stdout);
+    fflush(stdout);
+    lg_print_warnings(&run, stderr);
+    if (cfg.json_path && (err = lg_write_json(&run, cfg.json_path)) < 0) {
+        fprintf(stderr, "%s: cannot write %s: %s\n", prog, cfg.json_path, strerror(-err));
+        status = 1;
+    }
+    if (cfg.hgrm_path && (err = lg_write_hgrm(&run, cfg.hgrm_path)) < 0) {
+        fprintf(stderr, "%s: cannot write %s: %s\n", prog, cfg.hgrm_path, strerror(-err));
+        status = 1;
+    }
+    if (run.total.mismatched_bytes > 0)
+        status = 1;
+
+    for (unsigned i = 0; i < cfg.threads; i++)
+        lg_result_free(&workers[i].result);
+    lg_result_free(&run.total);
+    if (sh.interval)
+        hist_free(&interval.latency);
+    pthread_barrier_destroy(&sh.ready);
+    free(per_thread);
+    free(workers);
+    free(pattern);
+    return status;
+
+nomem:
+    fprintf(stderr, "%s: out of memory\n", prog);
+    return 1;
+}

@@ -1,0 +1,148 @@
+/*
+ * loadgen.h - the load generator's shared definitions: configuration, per-thread results, and
+ * the worker interface. See docs/methodology.md for what is measured and how.
+ *
+ * Each worker thread owns an epoll instance, its connections and its histograms (wrk2's shape).
+ * Nothing is shared while the load runs except the read-only configuration and byte pattern, the
+ * start time, and (once per --interval, not per message) the interval accumulator. Results are
+ * merged by addition after the threads are joined.
+ */
+#ifndef ECHOBENCH_LOADGEN_H
+#define ECHOBENCH_LOADGEN_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hist.h"
+#include "net.h"
+
+#define LG_MAX_CPUS 256
+
+enum arrival { ARRIVAL_UNIFORM, ARRIVAL_POISSON };
+
+struct lg_config {
+    const char *host;
+    uint16_t port;
+    struct net_addr addr;
+    unsigned threads;
+    unsigned connections;
+    uint64_t duration_ns;
+    uint64_t warmup_ns;
+    uint32_t size;        /* bytes per message */
+    uint32_t pipeline;    /* messages in flight per connection */
+    double rate;          /* messages per second in total; 0 = closed loop */
+    enum arrival arrival;
+    uint64_t reconnect;   /* close and reconnect after this many messages; 0 = never */
+    uint64_t timeout_ns;  /* no echo for this long: the connection is counted and closed */
+    int cpus[LG_MAX_CPUS];
+    int ncpus;            /* 0 = no pinning */
+    uint64_t interval_ns; /* 0 = no progress lines */
+    const char *json_path;
+    const char *hgrm_path;
+    bool quiet;
+};
+
+/* Kinds of errors, each counted separately. */
+enum lg_error {
+    LG_ERR_CONNECT,  /* connect() failed or did not complete within --timeout */
+    LG_ERR_RESET,    /* the server reset the connection */
+    LG_ERR_EOF,      /* the server closed the connection while echoes were due */
+    LG_ERR_TIMEOUT,  /* no echo within --timeout */
+    LG_ERR_MISMATCH, /* an echoed byte differed from the byte sent (see mismatched_bytes) */
+    LG_ERR_OTHER,    /* any other socket error */
+    LG_ERR_KINDS
+};
+
+extern const char *const lg_error_names[LG_ERR_KINDS];
+
+/* What one worker measured; merged across workers by lg_result_add(). Counts cover the
+ * measurement window only (warm-up excluded). */
+struct lg_result {
+    uint64_t requests;        /* messages whose echo completed inside the window */
+    uint64_t bytes;           /* echoed bytes received inside the window */
+    uint64_t scheduled;       /* open loop: messages scheduled inside the window */
+    uint64_t late;            /* open loop: of those, sent later than scheduled (no room) */
+    uint64_t unsent;          /* open loop: scheduled in the window, never sent */
+    uint64_t incomplete;      /* sent in the window, never echoed in full: the connection
+                                 failed or the run ended first (timed as lower bounds) */
+    uint64_t mismatched_bytes;
+    uint64_t errors[LG_ERR_KINDS];
+    uint64_t connects;        /* connections established inside the window */
+    struct hist latency;      /* ns, messages started (or scheduled) inside the window */
+    struct hist connect_latency; /* ns, connect() to established */
+    uint64_t cpu_ns;          /* the worker thread's CPU time inside the window */
+    int cpu;                  /* the CPU it was pinned to, or -1 */
+};
+
+int lg_result_init(struct lg_result *r);
+void lg_result_free(struct lg_result *r);
+void lg_result_add(struct lg_result *dst, const struct lg_result *src);
+
+/* The shared accumulator behind --interval: workers add their interval histogram once per
+ * interval, under the lock; the main thread prints and resets it. */
+struct lg_interval {
+    pthread_mutex_t lock;
+    pthread_cond_t ready;
+    uint64_t index;        /* the interval being accumulated */
+    unsigned contributors; /* workers that have added to it */
+    uint64_t requests;
+    struct hist latency;
+};
+
+/* Everything the workers share, read-only once the load starts (except the atomics). */
+struct lg_shared {
+    const struct lg_config *cfg;
+    const uint8_t *pattern; /* LG_PATTERN_LEN bytes, stored twice in a row */
+    pthread_barrier_t ready;
+    _Atomic uint64_t start_ns;   /* t0: warm-up starts; set by main between two barrier waits */
+    _Atomic uint64_t stop_at_ns; /* Ctrl-C: the window ends here (UINT64_MAX otherwise) */
+    _Atomic unsigned finished;   /* workers that have returned */
+    struct lg_interval *interval; /* NULL without --interval */
+};
+
+/* The byte stream of every connection is this pattern (random bytes, a prime length so that
+ * the period never lines up with message sizes) starting at an offset derived from the
+ * connection, so a byte echoed on the wrong connection or at the wrong place is caught. */
+#define LG_PATTERN_LEN 65521u
+
+struct lg_worker {
+    unsigned index;
+    unsigned first_conn, nconns; /* this worker's share of the connections */
+    double rate;                 /* this worker's share of --rate */
+    struct lg_shared *shared;
+    struct lg_result result;
+    int error;                   /* -errno if the worker could not run */
+    const char *failed_call;
+    pthread_t tid;
+};
+
+/* The worker thread: connects, waits at the start barrier, runs the load, drains, returns. */
+void *lg_worker_main(void *arg);
+
+/* The measured run, merged: what the reports print. */
+struct lg_run {
+    const struct lg_config *cfg;
+    struct lg_result total;
+    struct lg_result *per_thread; /* cfg->threads entries */
+    uint64_t window_ns;           /* the measurement window actually run */
+    bool interrupted;             /* Ctrl-C ended it early */
+    bool saturated;
+    double max_utilization;       /* busiest thread (or pinned CPU) during the window */
+};
+
+/* Fills in saturation from the per-thread CPU times. */
+void lg_assess_saturation(struct lg_run *run);
+
+/* The human summary (stdout) and the warnings (stderr, also in the JSON). */
+void lg_print_summary(const struct lg_run *run, FILE *out);
+void lg_print_warnings(const struct lg_run *run, FILE *out);
+
+/* Writes the JSON report (schema: docs/loadgen-json.md). Returns 0 or -errno. */
+int lg_write_json(const struct lg_run *run, const char *path);
+
+/* Writes the latency distribution in HdrHistogram's .hgrm format, in microseconds. */
+int lg_write_hgrm(const struct lg_run *run, const char *path);
+
+#endif

@@ -1,0 +1,374 @@
+/*
+ * report.c - merging per-thread results and reporting them: the human summary, warnings, the
+ * JSON document (docs/loadgen-json.md) and the .hgrm percentile distribution.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+#include "json.h"
+#include "loadgen.h"
+#include "sysinfo.h"
+
+/* A thread (or a pinned CPU's threads) busier than this during the window was the bottleneck. */
+#define SATURATION_THRESHOLD 0.90
+/* Open loop: below this share of the requested rate, the run did not deliver its load. */
+#define RATE_SHORTFALL 0.99
+
+const char *const lg_error_names[LG_ERR_KINDS] = {
+    [LG_ERR_CONNECT] = "connect", [LG_ERR_RESET] = "reset",     [LG_ERR_EOF] = "eof",
+    [LG_ERR_TIMEOUT] = "timeout", [LG_ERR_MISMATCH] = "mismatch", [LG_ERR_OTHER] = "other",
+};
+
+int lg_result_init(struct lg_result *r)
+{
+    memset(r, 0, sizeof *r);
+    r->cpu = -1;
+    if (hist_init(&r->latency) < 0 || hist_init(&r->connect_latency) < 0) {
+        lg_result_free(r);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void lg_result_free(struct lg_result *r)
+{
+    hist_free(&r->latency);
+    hist_free(&r->connect_latency);
+}
+
+void lg_result_add(struct lg_result *dst, const struct lg_result *src)
+{
+    dst->requests += src->requests;
+    dst->bytes += src->bytes;
+    dst->scheduled += src->scheduled;
+    dst->late += src->late;
+    dst->unsent += src->unsent;
+    dst->incomplete += src->incomplete;
+    dst->mismatched_bytes += src->mismatched_bytes;
+    for (int k = 0; k < LG_ERR_KINDS; k++)
+        dst->errors[k] += src->errors[k];
+    dst->connects += src->connects;
+    dst->cpu_ns += src->cpu_ns;
+    hist_add(&dst->latency, &src->latency);
+    hist_add(&dst->connect_latency, &src->connect_latency);
+}
+
+static uint64_t total_errors(const struct lg_result *r)
+{
+    uint64_t n = 0;
+    for (int k = 0; k < LG_ERR_KINDS; k++)
+        n += r->errors[k];
+    return n;
+}
+
+static double seconds(uint64_t ns)
+{
+    return (double)ns / 1e9;
+}
+
+static double per_second(uint64_t count, uint64_t window_ns)
+{
+    return window_ns ? (double)count / seconds(window_ns) : 0;
+}
+
+void lg_assess_saturation(struct lg_run *run)
+{
+    const struct lg_config *cfg = run->cfg;
+    double worst = 0;
+    for (unsigned i = 0; i < cfg->threads; i++) {
+        const struct lg_result *t = &run->per_thread[i];
+        /* Threads pinned to the same CPU share it: add them up. */
+        double busy = (double)t->cpu_ns;
+        for (unsigned j = 0; t->cpu >= 0 && j < cfg->threads; j++)
+            if (j != i && run->per_thread[j].cpu == t->cpu)
+                busy += (double)run->per_thread[j].cpu_ns;
+        double util = run->window_ns ? busy / (double)run->window_ns : 0;
+        if (util > worst)
+            worst = util;
+    }
+    run->max_utilization = worst;
+    run->saturated = worst >= SATURATION_THRESHOLD;
+}
+
+static double achieved_ratio(const struct lg_run *run)
+{
+    double requested = run->cfg->rate;
+    return requested > 0 ? per_second(run->total.requests, run->window_ns) / requested : 1;
+}
+
+/* Every warning, one line each; `emit` gets them in order. */
+static void for_each_warning(const struct lg_run *run, void (*emit)(void *, const char *),
+                             void *arg)
+{
+    const struct lg_result *t = &run->total;
+    char line[256];
+    if (t->mismatched_bytes) {
+        snprintf(line, sizeof line, "%" PRIu64 " echoed bytes differed from the bytes sent",
+                 t->mismatched_bytes);
+        emit(arg, line);
+    }
+    if (total_errors(t)) {
+        snprintf(line, sizeof line, "%" PRIu64 " errors (see the errors line)", total_errors(t));
+        emit(arg, line);
+    }
+    if (run->saturated) {
+        snprintf(line, sizeof line,
+                 "results limited by the load generator: a thread was %.0f%% busy "
+                 "(add threads or CPUs with -t/--cpus)", 100 * run->max_utilization);
+        emit(arg, line);
+    }
+    if (run->cfg->rate > 0 && achieved_ratio(run) < RATE_SHORTFALL) {
+        snprintf(line, sizeof line,
+                 "achieved %.1f%% of the requested rate (%.0f of %.0f msg/s)",
+                 100 * achieved_ratio(run), per_second(t->requests, run->window_ns),
+                 run->cfg->rate);
+        emit(arg, line);
+    }
+    if (t->unsent || t->incomplete) {
+        snprintf(line, sizeof line,
+                 "%" PRIu64 " messages were never sent and %" PRIu64 " never echoed in full "
+                 "(connection failed or run ended); their latency is the time they had waited "
+                 "(a lower bound)", t->unsent, t->incomplete);
+        emit(arg, line);
+    }
+    if (t->latency.clamped) {
+        snprintf(line, sizeof line, "%" PRIu64 " latencies above the histogram's range",
+                 t->latency.clamped);
+        emit(arg, line);
+    }
+    if (run->interrupted) {
+        snprintf(line, sizeof line, "interrupted: the window lasted %.2f s",
+                 seconds(run->window_ns));
+        emit(arg, line);
+    }
+}
+
+static void print_warning(void *out, const char *line)
+{
+    fprintf(out, "loadgen: warning: %s\n", line);
+}
+
+void lg_print_warnings(const struct lg_run *run, FILE *out)
+{
+    for_each_warning(run, print_warning, out);
+}
+
+static void print_latency_line(FILE *out, const char *label, const struct hist *h)
+{
+    if (h->total == 0) {
+        fprintf(out, "  %-12s no samples\n", label);
+        return;
+    }
+    fprintf(out,
+            "  %-12s mean %.1f  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  p99.99 %.1f  "
+            "max %.1f\n",
+            label, hist_mean(h) / 1e3, hist_value_at_percentile(h, 50) / 1e3,
+            hist_value_at_percentile(h, 90) / 1e3, hist_value_at_percentile(h, 99) / 1e3,
+            hist_value_at_percentile(h, 99.9) / 1e3, hist_value_at_percentile(h, 99.99) / 1e3,
+            (double)h->max / 1e3);
+}
+
+void lg_print_summary(const struct lg_run *run, FILE *out)
+{
+    const struct lg_config *cfg = run->cfg;
+    const struct lg_result *t = &run->total;
+    char where[NET_ADDR_STRLEN];
+    net_format(&cfg->addr, where, sizeof where);
+    fprintf(out, "loadgen: %s, %u thread%s, %u connection%s, %u B messages, pipeline %u, ", where,
+            cfg->threads, cfg->threads == 1 ? "" : "s", cfg->connections,
+            cfg->connections == 1 ? "" : "s", cfg->size, cfg->pipeline);
+    if (cfg->rate > 0)
+        fprintf(out, "open loop %.0f msg/s (%s)", cfg->rate,
+                cfg->arrival == ARRIVAL_POISSON ? "poisson" : "uniform");
+    else
+        fprintf(out, "closed loop");
+    if (cfg->reconnect)
+        fprintf(out, ", reconnect every %" PRIu64, cfg->reconnect);
+    fprintf(out, ", %.1f s after %.1f s warm-up\n", seconds(run->window_ns),
+            seconds(cfg->warmup_ns));
+
+    fprintf(out, "  requests     %" PRIu64 " in %.2f s: %.1f req/s, %.2f MB/s echoed\n",
+            t->requests, seconds(run->window_ns), per_second(t->requests, run->window_ns),
+            per_second(t->bytes, run->window_ns) / 1e6);
+    if (cfg->rate > 0)
+        fprintf(out, "  rate         requested %.1f/s, achieved %.1f/s (%.1f%%), late %" PRIu64
+                     " of %" PRIu64 " scheduled\n",
+                cfg->rate, per_second(t->requests, run->window_ns), 100 * achieved_ratio(run),
+                t->late, t->scheduled);
+    print_latency_line(out, "latency (us)", &t->latency);
+    if (cfg->reconnect)
+        print_latency_line(out, "connect (us)", &t->connect_latency);
+
+    fprintf(out, "  errors       ");
+    if (total_errors(t) == 0)
+        fprintf(out, "none");
+    for (int k = 0, first = 1; k < LG_ERR_KINDS; k++)
+        if (t->errors[k]) {
+            fprintf(out, "%s%s %" PRIu64, first ? "" : ", ", lg_error_names[k], t->errors[k]);
+            first = 0;
+        }
+    if (t->mismatched_bytes)
+        fprintf(out, " (%" PRIu64 " bytes differed)", t->mismatched_bytes);
+    fprintf(out, "\n  loadgen CPU  ");
+    for (unsigned i = 0; i < cfg->threads; i++) {
+        const struct lg_result *r = &run->per_thread[i];
+        double util = run->window_ns ? (double)r->cpu_ns / (double)run->window_ns : 0;
+        fprintf(out, "%sthread %u %.0f%%", i ? ", " : "", i, 100 * util);
+        if (r->cpu >= 0)
+            fprintf(out, " (cpu %d)", r->cpu);
+    }
+    fprintf(out, "%s\n", run->saturated ? ": SATURATED, results limited by the load generator"
+                                        : ": not saturated");
+}
+
+/* --- JSON ------------------------------------------------------------------------------------ */
+
+static void json_latency(struct json *j, const char *key, const struct hist *h)
+{
+    json_object_begin(j, key);
+    json_uint(j, "count", h->total);
+    if (h->total) {
+        json_double(j, "mean", hist_mean(h) / 1e3);
+        json_double(j, "stddev", hist_stddev(h) / 1e3);
+        json_double(j, "min", (double)h->min / 1e3);
+        json_double(j, "p50", (double)hist_value_at_percentile(h, 50) / 1e3);
+        json_double(j, "p90", (double)hist_value_at_percentile(h, 90) / 1e3);
+        json_double(j, "p99", (double)hist_value_at_percentile(h, 99) / 1e3);
+        json_double(j, "p999", (double)hist_value_at_percentile(h, 99.9) / 1e3);
+        json_double(j, "p9999", (double)hist_value_at_percentile(h, 99.99) / 1e3);
+        json_double(j, "max", (double)h->max / 1e3);
+    } else {
+        static const char *const keys[] = {"mean", "stddev", "min", "p50", "p90",
+                                           "p99", "p999", "p9999", "max"};
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+            json_null(j, keys[i]);
+    }
+    json_object_end(j);
+}
+
+static void json_config(struct json *j, const struct lg_config *cfg)
+{
+    char where[NET_ADDR_STRLEN];
+    net_format(&cfg->addr, where, sizeof where);
+    json_object_begin(j, "config");
+    json_string(j, "host", cfg->host);
+    json_uint(j, "port", cfg->port);
+    json_string(j, "address", where);
+    json_uint(j, "threads", cfg->threads);
+    json_uint(j, "connections", cfg->connections);
+    json_double(j, "duration_s", seconds(cfg->duration_ns));
+    json_double(j, "warmup_s", seconds(cfg->warmup_ns));
+    json_uint(j, "size", cfg->size);
+    json_uint(j, "pipeline", cfg->pipeline);
+    json_string(j, "mode", cfg->rate > 0 ? "open" : "closed");
+    if (cfg->rate > 0) {
+        json_double(j, "rate", cfg->rate);
+        json_string(j, "arrival", cfg->arrival == ARRIVAL_POISSON ? "poisson" : "uniform");
+    } else {
+        json_null(j, "rate");
+        json_null(j, "arrival");
+    }
+    json_uint(j, "reconnect", cfg->reconnect);
+    json_double(j, "timeout_s", seconds(cfg->timeout_ns));
+    json_array_begin(j, "cpus");
+    for (int i = 0; i < cfg->ncpus; i++)
+        json_int(j, NULL, cfg->cpus[i]);
+    json_array_end(j);
+    json_double(j, "interval_s", seconds(cfg->interval_ns));
+    json_object_end(j);
+}
+
+static void json_warning(void *j, const char *line)
+{
+    json_string(j, NULL, line);
+}
+
+int lg_write_json(const struct lg_run *run, const char *path)
+{
+    FILE *f = fopen(path, "we");
+    if (!f)
+        return -errno;
+    const struct lg_result *t = &run->total;
+    const struct lg_config *cfg = run->cfg;
+    struct json j;
+    json_start(&j, f);
+    json_object_begin(&j, NULL);
+    json_string(&j, "tool", "loadgen");
+    json_double(&j, "requests_per_sec", per_second(t->requests, run->window_ns));
+    json_double(&j, "bytes_per_sec", per_second(t->bytes, run->window_ns));
+    json_uint(&j, "requests", t->requests);
+    json_uint(&j, "bytes", t->bytes);
+    json_double(&j, "duration_s", seconds(run->window_ns));
+    json_latency(&j, "latency_us", &t->latency);
+    json_latency(&j, "connect_latency_us", &t->connect_latency);
+    json_object_begin(&j, "errors");
+    uint64_t all = 0;
+    for (int k = 0; k < LG_ERR_KINDS; k++) {
+        json_uint(&j, lg_error_names[k], t->errors[k]);
+        all += t->errors[k];
+    }
+    json_uint(&j, "total", all);
+    json_object_end(&j);
+    json_uint(&j, "mismatches", t->mismatched_bytes);
+    json_uint(&j, "late", t->late);
+    json_uint(&j, "unsent", t->unsent);
+    json_uint(&j, "incomplete", t->incomplete);
+    json_uint(&j, "connections_made", t->connects);
+    if (cfg->rate > 0) {
+        json_object_begin(&j, "open_loop");
+        json_double(&j, "requested_rate", cfg->rate);
+        json_double(&j, "achieved_rate", per_second(t->requests, run->window_ns));
+        json_double(&j, "achieved_ratio", achieved_ratio(run));
+        json_uint(&j, "scheduled", t->scheduled);
+        json_object_end(&j);
+    } else {
+        json_null(&j, "open_loop");
+    }
+    json_object_begin(&j, "loadgen_cpu");
+    json_double(&j, "total_seconds", seconds(t->cpu_ns));
+    json_double(&j, "max_utilization", run->max_utilization);
+    json_double(&j, "us_per_request",
+                t->requests ? (double)t->cpu_ns / 1e3 / (double)t->requests : 0);
+    json_array_begin(&j, "threads");
+    for (unsigned i = 0; i < cfg->threads; i++) {
+        const struct lg_result *r = &run->per_thread[i];
+        json_object_begin(&j, NULL);
+        json_uint(&j, "thread", i);
+        if (r->cpu >= 0)
+            json_int(&j, "cpu", r->cpu);
+        else
+            json_null(&j, "cpu");
+        json_double(&j, "cpu_seconds", seconds(r->cpu_ns));
+        json_double(&j, "utilization",
+                    run->window_ns ? (double)r->cpu_ns / (double)run->window_ns : 0);
+        json_object_end(&j);
+    }
+    json_array_end(&j);
+    json_object_end(&j);
+    json_bool(&j, "saturated", run->saturated);
+    json_bool(&j, "interrupted", run->interrupted);
+    json_array_begin(&j, "warnings");
+    for_each_warning(run, json_warning, &j);
+    json_array_end(&j);
+    json_config(&j, cfg);
+    sysinfo_write_json(&j, "env");
+    json_object_end(&j);
+    int err = json_finish(&j);
+    if (fclose(f) != 0 && err == 0)
+        err = -errno;
+    return err;
+}
+
+int lg_write_hgrm(const struct lg_run *run, const char *path)
+{
+    FILE *f = fopen(path, "we");
+    if (!f)
+        return -errno;
+    int err = hist_write_percentiles(&run->total.latency, f, 1000.0, 5);
+    if (fclose(f) != 0 && err == 0)
+        err = -errno;
+    return err;
+}

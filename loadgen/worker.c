@@ -1,0 +1,739 @@
+/*
+ * worker.c - one load-generator thread: an epoll loop over its own connections.
+ *
+ * Per connection, the byte stream sent is a slice of the shared random pattern; every byte that
+ * comes back is compared with the byte sent at that position. Messages are SIZE-byte spans of
+ * the stream; a message's latency ends when its last byte has come back (echoes arrive in order,
+ * so the oldest outstanding message is always the next to complete).
+ *
+ * Closed loop: each connection keeps --pipeline messages in flight; a message starts when it is
+ * handed to send(). Open loop: messages are due at scheduled times (uniform or Poisson); a due
+ * message goes out on a connection of this thread that has room, or waits in a FIFO until one
+ * has; either way its latency starts at its scheduled time, so a stalled server cannot hide its
+ * stall (no coordinated omission).
+ *
+ * The hot path - receive, compare, time, send - does no allocation, takes no lock and touches
+ * no atomic; the loop reads the clock once per received chunk.
+ */
+#include <errno.h>
+#include <math.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "loadgen.h"
+
+#define RX_BUF_SIZE 65536
+#define MAX_EVENTS 256
+#define TICK_NS (20 * NS_PER_MS)        /* timeouts and reconnects are checked this often */
+#define RETRY_BACKOFF_NS (100 * NS_PER_MS) /* after an error, before connecting again */
+#define LATE_NS NS_PER_MS               /* open loop: sent this much after its time = late */
+
+enum conn_state { CONN_IDLE, CONN_CONNECTING, CONN_OPEN };
+enum phase { PHASE_SETUP, PHASE_WARMUP, PHASE_MEASURE, PHASE_DRAIN, PHASE_DONE };
+
+struct conn {
+    int fd;
+    uint8_t state;
+    bool want_out;          /* EPOLLOUT is registered: the socket buffer was full */
+    bool in_room_list;
+    uint32_t id;            /* connection number, for its pattern offset */
+    uint32_t streams;       /* connections made so far on this slot */
+    uint32_t in_flight;     /* messages sent (or being sent) whose echo is incomplete */
+    uint32_t oldest;        /* ring index of the oldest in-flight message's start time */
+    uint64_t *starts;       /* ring of --pipeline start times */
+    uint64_t origin;        /* pattern offset of this stream's first byte */
+    uint64_t tx_goal;       /* bytes of the messages issued so far */
+    uint64_t tx;            /* bytes handed to send() so far */
+    uint64_t rx;            /* bytes echoed and verified so far */
+    uint64_t msgs_done;     /* on this stream, for --reconnect */
+    uint64_t last_progress; /* when the connection last had reason to expect nothing more */
+    uint64_t connect_start;
+    uint64_t retry_at;
+    struct conn *room_prev, *room_next;
+};
+
+struct worker {
+    struct lg_worker *w;
+    const struct lg_config *cfg;
+    struct lg_result *res;
+    const uint8_t *pattern;
+    int ep;
+    struct conn *conns;
+    uint64_t *starts_block;
+    uint8_t *rx;
+    enum phase phase;
+    uint64_t t0, window_start, window_end, drain_end, next_tick, cpu_at_start;
+    uint64_t outstanding;   /* messages issued or queued and not completed */
+    bool open_loop;
+    /* open loop */
+    uint64_t next_due;
+    uint64_t scheduled_total;
+    double mean_gap_ns;
+    uint64_t rng;
+    uint64_t *queue;        /* due messages waiting for room: their scheduled times */
+    size_t queue_cap, queue_head, queue_len;
+    struct conn room;       /* list head: open connections with room for a message */
+    /* --interval */
+    struct hist ihist;
+    uint64_t ireqs, iindex, next_interval;
+};
+
+static inline bool in_window(const struct worker *wk, uint64_t t)
+{
+    return t >= wk->window_start && t < wk->window_end;
+}
+
+static void count_error(struct worker *wk, enum lg_error kind)
+{
+    wk->res->errors[kind]++;
+}
+
+/* --- the room list (open loop) --------------------------------------------------------------- */
+
+static void room_remove(struct conn *c)
+{
+    if (!c->in_room_list)
+        return;
+    c->room_prev->room_next = c->room_next;
+    c->room_next->room_prev = c->room_prev;
+    c->in_room_list = false;
+}
+
+static void room_append(struct worker *wk, struct conn *c)
+{
+    if (c->in_room_list)
+        return;
+    c->room_prev = wk->room.room_prev;
+    c->room_next = &wk->room;
+    wk->room.room_prev->room_next = c;
+    wk->room.room_prev = c;
+    c->in_room_list = true;
+}
+
+/* --- connections ------------------------------------------------------------------------------ */
+
+static int watch(struct worker *wk, struct conn *c, int op, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = c};
+    return epoll_ctl(wk->ep, op, c->fd, &ev) == 0 ? 0 : -errno;
+}
+
+/* A well-mixed pattern offset per connection and stream, so no two streams line up. */
+static uint64_t stream_origin(uint32_t id, uint32_t stream)
+{
+    uint64_t x = ((uint64_t)id << 32 | stream) * 0x9E3779B97F4A7C15ull;
+    x ^= x >> 29;
+    return x % LG_PATTERN_LEN;
+}
+
+static void conn_close(struct worker *wk, struct conn *c, uint64_t now, bool error)
+{
+    if (c->state == CONN_IDLE)
+        return;
+    room_remove(c);
+    close(c->fd); /* also removes it from the epoll set */
+    c->fd = -1;
+    c->state = CONN_IDLE;
+    /* Messages lost with the connection never complete: count them, and time them up to now
+     * (a lower bound) so that a failing server cannot look fast. */
+    for (uint32_t i = 0; i < c->in_flight; i++) {
+        uint64_t start = c->starts[(c->oldest + i) % wk->cfg->pipeline];
+        if (in_window(wk, start)) {
+            wk->res->incomplete++;
+            hist_record(&wk->res->latency, now - start);
+        }
+    }
+    wk->outstanding -= c->in_flight;
+    c->in_flight = 0;
+    c->retry_at = now + (error ? RETRY_BACKOFF_NS : 0);
+}
+
+static void conn_connect(struct worker *wk, struct conn *c, uint64_t now)
+{
+    int fd = net_connect(&wk->cfg->addr, true);
+    if (fd < 0) {
+        count_error(wk, fd == -ECONNREFUSED || fd == -ETIMEDOUT || fd == -EADDRNOTAVAIL
+                            || fd == -ENETUNREACH || fd == -EHOSTUNREACH
+                        ? LG_ERR_CONNECT
+                        : LG_ERR_OTHER);
+        c->retry_at = now + RETRY_BACKOFF_NS;
+        return;
+    }
+    c->fd = fd;
+    c->state = CONN_CONNECTING;
+    c->want_out = true;
+    c->origin = stream_origin(c->id, c->streams++);
+    c->tx_goal = c->tx = c->rx = 0;
+    c->msgs_done = 0;
+    c->oldest = 0;
+    c->connect_start = now;
+    if (watch(wk, c, EPOLL_CTL_ADD, EPOLLOUT | EPOLLIN) < 0) {
+        count_error(wk, LG_ERR_OTHER);
+        conn_close(wk, c, now, true);
+    }
+}
+
+/* Sends what has been issued and not yet sent; waits for EPOLLOUT if the socket is full. */
+static int conn_flush(struct worker *wk, struct conn *c)
+{
+    while (c->tx < c->tx_goal) {
+        uint64_t at = (c->origin + c->tx) % LG_PATTERN_LEN;
+        uint64_t len = c->tx_goal - c->tx;
+        if (len > LG_PATTERN_LEN)
+            len = LG_PATTERN_LEN; /* the pattern is stored twice: any window this long fits */
+        ssize_t n = send(c->fd, wk->pattern + at, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                return -errno;
+            if (!c->want_out && watch(wk, c, EPOLL_CTL_MOD, EPOLLIN | EPOLLOUT) == 0)
+                c->want_out = true;
+            return 0;
+        }
+        c->tx += (uint64_t)n;
+    }
+    if (c->want_out && watch(wk, c, EPOLL_CTL_MOD, EPOLLIN) == 0)
+        c->want_out = false;
+    return 0;
+}
+
+/* Adds one message, started (or scheduled) at `start`, to the connection's stream. */
+static void conn_issue(struct worker *wk, struct conn *c, uint64_t start, uint64_t now)
+{
+    c->starts[(c->oldest + c->in_flight) % wk->cfg->pipeline] = start;
+    if (c->in_flight++ == 0)
+        c->last_progress = now;
+    c->tx_goal += wk->cfg->size;
+}
+
+static bool issuing(const struct worker *wk)
+{
+    return wk->phase == PHASE_WARMUP || wk->phase == PHASE_MEASURE;
+}
+
+static void fail_conn(struct worker *wk, struct conn *c, int err, uint64_t now)
+{
+    count_error(wk, err == -ECONNRESET ? LG_ERR_RESET : err == -EPIPE ? LG_ERR_RESET
+                                                                      : LG_ERR_OTHER);
+    conn_close(wk, c, now, true);
+}
+
+/* Closed loop: top the connection up to --pipeline messages, all starting now. */
+static void closed_loop_refill(struct worker *wk, struct conn *c, uint64_t now)
+{
+    if (!issuing(wk))
+        return;
+    uint32_t added = 0;
+    while (c->in_flight < wk->cfg->pipeline) {
+        conn_issue(wk, c, now, now);
+        added++;
+    }
+    wk->outstanding += added;
+    int err = conn_flush(wk, c);
+    if (err < 0)
+        fail_conn(wk, c, err, now);
+}
+
+/* Open loop: give a connection with room the oldest waiting messages. */
+static void open_loop_refill(struct worker *wk, struct conn *c, uint64_t now)
+{
+    while (wk->queue_len > 0 && c->in_flight < wk->cfg->pipeline) {
+        uint64_t due = wk->queue[wk->queue_head];
+        wk->queue_head = (wk->queue_head + 1) % wk->queue_cap;
+        wk->queue_len--;
+        if (now - due > LATE_NS && in_window(wk, due))
+            wk->res->late++;
+        conn_issue(wk, c, due, now); /* already counted in outstanding when queued */
+    }
+    int err = conn_flush(wk, c);
+    if (err < 0) {
+        fail_conn(wk, c, err, now);
+        return;
+    }
+    if (c->in_flight < wk->cfg->pipeline)
+        room_append(wk, c);
+}
+
+static void conn_established(struct worker *wk, struct conn *c, uint64_t now)
+{
+    int err = net_socket_error(c->fd);
+    if (err < 0) {
+        count_error(wk, LG_ERR_CONNECT);
+        conn_close(wk, c, now, true);
+        return;
+    }
+    c->state = CONN_OPEN;
+    c->last_progress = now;
+    if (in_window(wk, now)) {
+        wk->res->connects++;
+        hist_record(&wk->res->connect_latency, now - c->connect_start);
+    }
+    c->want_out = false;
+    if (watch(wk, c, EPOLL_CTL_MOD, EPOLLIN) < 0) {
+        fail_conn(wk, c, -errno, now);
+        return;
+    }
+    if (wk->phase == PHASE_SETUP)
+        return; /* messages start at t0 */
+    if (wk->open_loop)
+        open_loop_refill(wk, c, now);
+    else
+        closed_loop_refill(wk, c, now);
+}
+
+/* Counts the bytes of buf that differ from the pattern at stream offset `pos`. */
+static uint64_t count_mismatches(const struct worker *wk, const struct conn *c,
+                                 const uint8_t *buf, size_t len, uint64_t pos)
+{
+    uint64_t bad = 0;
+    for (size_t i = 0; i < len; i++)
+        bad += buf[i] != wk->pattern[(c->origin + pos + i) % LG_PATTERN_LEN];
+    return bad;
+}
+
+/* Compares received bytes with what was sent at the same stream position. */
+static bool verify(const struct worker *wk, const struct conn *c, const uint8_t *buf, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        uint64_t at = (c->origin + c->rx + done) % LG_PATTERN_LEN;
+        size_t n = len - done < LG_PATTERN_LEN ? len - done : LG_PATTERN_LEN;
+        if (memcmp(buf + done, wk->pattern + at, n) != 0)
+            return false;
+        done += n;
+    }
+    return true;
+}
+
+static void record_completion(struct worker *wk, uint64_t start, uint64_t now)
+{
+    uint64_t latency = now - start;
+    if (in_window(wk, start))
+        hist_record(&wk->res->latency, latency);
+    if (in_window(wk, now))
+        wk->res->requests++;
+    if (wk->cfg->interval_ns) {
+        hist_record(&wk->ihist, latency);
+        wk->ireqs++;
+    }
+}
+
+static void conn_readable(struct worker *wk, struct conn *c)
+{
+    ssize_t n = recv(c->fd, wk->rx, RX_BUF_SIZE, MSG_DONTWAIT);
+    uint64_t now = clock_now_ns();
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (n == 0)
+            count_error(wk, LG_ERR_EOF);
+        else
+            count_error(wk, errno == ECONNRESET ? LG_ERR_RESET : LG_ERR_OTHER);
+        conn_close(wk, c, now, true);
+        return;
+    }
+    size_t len = (size_t)n;
+    uint64_t extra = c->rx + len > c->tx ? c->rx + len - c->tx : 0; /* never sent */
+    if (extra || !verify(wk, c, wk->rx, len)) {
+        wk->res->mismatched_bytes += extra + count_mismatches(wk, c, wk->rx, len - extra, c->rx);
+        count_error(wk, LG_ERR_MISMATCH);
+        conn_close(wk, c, now, true); /* the stream is out of step: start a fresh one */
+        return;
+    }
+    uint64_t size = wk->cfg->size;
+    uint64_t before = c->rx / size;
+    c->rx += len;
+    uint64_t completed = c->rx / size - before;
+    if (in_window(wk, now))
+        wk->res->bytes += len;
+    c->last_progress = now;
+    for (uint64_t i = 0; i < completed; i++) {
+        record_completion(wk, c->starts[c->oldest], now);
+        c->oldest = (c->oldest + 1) % wk->cfg->pipeline;
+    }
+    c->in_flight -= (uint32_t)completed;
+    wk->outstanding -= completed;
+    c->msgs_done += completed;
+    if (completed == 0)
+        return;
+    if (wk->cfg->reconnect && c->msgs_done >= wk->cfg->reconnect && c->in_flight == 0) {
+        /* Planned churn: a clean close, and a new connection at once. */
+        conn_close(wk, c, now, false);
+        if (issuing(wk))
+            conn_connect(wk, c, now);
+        return;
+    }
+    if (wk->open_loop)
+        open_loop_refill(wk, c, now);
+    else
+        closed_loop_refill(wk, c, now);
+}
+
+static void handle_event(struct worker *wk, struct conn *c, uint32_t events)
+{
+    if (c->state == CONN_CONNECTING) {
+        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+            conn_established(wk, c, clock_now_ns());
+        return;
+    }
+    if (c->state != CONN_OPEN)
+        return;
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+        conn_readable(wk, c);
+    if (c->state == CONN_OPEN && (events & EPOLLOUT)) {
+        int err = conn_flush(wk, c);
+        if (err < 0)
+            fail_conn(wk, c, err, clock_now_ns());
+    }
+}
+
+/* --- the open-loop schedule ------------------------------------------------------------------ */
+
+static uint64_t next_random(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+static void advance_schedule(struct worker *wk)
+{
+    wk->scheduled_total++;
+    if (wk->cfg->arrival == ARRIVAL_POISSON) {
+        /* Exponential gaps: a Poisson process of the worker's rate. */
+        double u = ((double)(next_random(&wk->rng) >> 11) + 0.5) / 9007199254740992.0;
+        wk->next_due += (uint64_t)(-log(u) * wk->mean_gap_ns);
+    } else {
+        /* Computed from t0, not added up, so rounding never drifts the rate. */
+        double offset = ((double)wk->w->index / wk->cfg->threads + (double)wk->scheduled_total)
+                        * wk->mean_gap_ns;
+        wk->next_due = wk->t0 + (uint64_t)offset;
+    }
+}
+
+static int queue_push(struct worker *wk, uint64_t due)
+{
+    if (wk->queue_len == wk->queue_cap) {
+        /* Grows by doubling: only while the server falls further behind. */
+        size_t cap = wk->queue_cap ? wk->queue_cap * 2 : 4096;
+        uint64_t *q = malloc(cap * sizeof *q);
+        if (!q)
+            return -ENOMEM;
+        for (size_t i = 0; i < wk->queue_len; i++)
+            q[i] = wk->queue[(wk->queue_head + i) % wk->queue_cap];
+        free(wk->queue);
+        wk->queue = q;
+        wk->queue_cap = cap;
+        wk->queue_head = 0;
+    }
+    wk->queue[(wk->queue_head + wk->queue_len++) % wk->queue_cap] = due;
+    return 0;
+}
+
+/* Sends or queues every message whose time has come. */
+static int open_loop_dispatch(struct worker *wk, uint64_t now)
+{
+    while (wk->next_due <= now && wk->next_due < wk->window_end) {
+        uint64_t due = wk->next_due;
+        advance_schedule(wk);
+        if (in_window(wk, due))
+            wk->res->scheduled++;
+        wk->outstanding++;
+        struct conn *c = wk->room.room_next;
+        if (wk->queue_len == 0 && c != &wk->room) {
+            if (now - due > LATE_NS && in_window(wk, due))
+                wk->res->late++;
+            conn_issue(wk, c, due, now);
+            room_remove(c);
+            int err = conn_flush(wk, c);
+            if (err < 0)
+                fail_conn(wk, c, err, now);
+            else if (c->in_flight < wk->cfg->pipeline)
+                room_append(wk, c); /* to the back: round robin */
+        } else if (queue_push(wk, due) < 0) {
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* --- the loop -------------------------------------------------------------------------------- */
+
+/* Timeouts and reconnects, every TICK_NS. */
+static void tick(struct worker *wk, uint64_t now)
+{
+    for (unsigned i = 0; i < wk->w->nconns; i++) {
+        struct conn *c = &wk->conns[i];
+        if (c->state == CONN_IDLE) {
+            if (issuing(wk) && now >= c->retry_at)
+                conn_connect(wk, c, now);
+        } else if (c->state == CONN_CONNECTING) {
+            if (now - c->connect_start > wk->cfg->timeout_ns) {
+                count_error(wk, LG_ERR_CONNECT);
+                conn_close(wk, c, now, true);
+            }
+        } else if (c->in_flight > 0 && now - c->last_progress > wk->cfg->timeout_ns) {
+            count_error(wk, LG_ERR_TIMEOUT);
+            conn_close(wk, c, now, true);
+        }
+    }
+}
+
+static void publish_interval(struct worker *wk)
+{
+    struct lg_interval *iv = wk->w->shared->interval;
+    pthread_mutex_lock(&iv->lock);
+    hist_add(&iv->latency, &wk->ihist);
+    iv->requests += wk->ireqs;
+    if (wk->iindex >= iv->index)
+        iv->contributors++;
+    pthread_cond_signal(&iv->ready);
+    pthread_mutex_unlock(&iv->lock);
+    hist_reset(&wk->ihist);
+    wk->ireqs = 0;
+}
+
+static void start_phase(struct worker *wk, uint64_t now)
+{
+    wk->phase = PHASE_WARMUP;
+    if (wk->open_loop) {
+        /* The first message: uniform schedules of the workers interleave evenly; a Poisson
+         * schedule starts with a random gap like every other. */
+        wk->next_due = wk->t0;
+        if (wk->cfg->arrival == ARRIVAL_UNIFORM)
+            wk->next_due += (uint64_t)((double)wk->w->index / wk->cfg->threads * wk->mean_gap_ns);
+        else
+            advance_schedule(wk);
+        wk->scheduled_total = 0;
+    }
+    for (unsigned i = 0; i < wk->w->nconns; i++) {
+        struct conn *c = &wk->conns[i];
+        if (c->state != CONN_OPEN)
+            continue;
+        if (wk->open_loop)
+            room_append(wk, c);
+        else
+            closed_loop_refill(wk, c, now);
+    }
+}
+
+static void update_phase(struct worker *wk, uint64_t now)
+{
+    uint64_t stop_at = atomic_load_explicit(&wk->w->shared->stop_at_ns, memory_order_relaxed);
+    if (stop_at < wk->window_end)
+        wk->window_end = stop_at > wk->window_start ? stop_at : wk->window_start;
+    if (wk->phase == PHASE_WARMUP && now >= wk->window_start) {
+        wk->phase = PHASE_MEASURE;
+        wk->cpu_at_start = clock_thread_cpu_ns();
+    }
+    if (wk->phase == PHASE_MEASURE && now >= wk->window_end) {
+        wk->phase = PHASE_DRAIN;
+        wk->res->cpu_ns = clock_thread_cpu_ns() - wk->cpu_at_start;
+        wk->drain_end = now + wk->cfg->timeout_ns;
+    }
+    if (wk->phase == PHASE_WARMUP && now >= wk->window_end)
+        wk->phase = PHASE_DRAIN, wk->drain_end = now + wk->cfg->timeout_ns;
+    if (wk->phase == PHASE_DRAIN && (wk->outstanding == 0 || now >= wk->drain_end))
+        wk->phase = PHASE_DONE;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* The next moment something is due: the loop sleeps until then unless a socket wakes it. */
+static uint64_t next_wakeup(const struct worker *wk)
+{
+    uint64_t t = wk->next_tick;
+    if (wk->phase == PHASE_WARMUP)
+        t = min_u64(t, wk->window_start);
+    if (wk->phase <= PHASE_MEASURE)
+        t = min_u64(t, wk->window_end);
+    if (wk->phase == PHASE_DRAIN)
+        t = min_u64(t, wk->drain_end);
+    if (wk->open_loop && wk->next_due < wk->window_end && issuing(wk))
+        t = min_u64(t, wk->next_due);
+    if (wk->cfg->interval_ns)
+        t = min_u64(t, wk->next_interval);
+    return t;
+}
+
+static int wait_events(struct worker *wk, struct epoll_event *events, uint64_t until)
+{
+    uint64_t now = clock_now_ns();
+    uint64_t wait = until > now ? until - now : 0;
+    struct timespec ts = {.tv_sec = (time_t)(wait / NS_PER_SEC),
+                          .tv_nsec = (long)(wait % NS_PER_SEC)};
+    int n = epoll_pwait2(wk->ep, events, MAX_EVENTS, &ts, NULL);
+    if (n < 0 && errno == EINTR)
+        return 0;
+    return n < 0 ? -errno : n;
+}
+
+static int run_loop(struct worker *wk)
+{
+    struct epoll_event events[MAX_EVENTS];
+    while (wk->phase != PHASE_DONE) {
+        int n = wait_events(wk, events, next_wakeup(wk));
+        if (n < 0)
+            return n;
+        for (int i = 0; i < n; i++)
+            handle_event(wk, events[i].data.ptr, events[i].events);
+        uint64_t now = clock_now_ns();
+        update_phase(wk, now);
+        if (wk->open_loop && issuing(wk) && open_loop_dispatch(wk, now) < 0)
+            return -ENOMEM;
+        if (now >= wk->next_tick) {
+            tick(wk, now);
+            wk->next_tick = now + TICK_NS;
+        }
+        if (wk->cfg->interval_ns && now >= wk->next_interval) {
+            publish_interval(wk);
+            wk->iindex++;
+            wk->next_interval = wk->t0 + (wk->iindex + 1) * wk->cfg->interval_ns;
+        }
+    }
+    return 0;
+}
+
+/* Connects every connection and waits (up to --timeout) for them to be established. */
+static int setup_connections(struct worker *wk)
+{
+    uint64_t now = clock_now_ns();
+    for (unsigned i = 0; i < wk->w->nconns; i++)
+        conn_connect(wk, &wk->conns[i], now);
+    uint64_t deadline = now + wk->cfg->timeout_ns;
+    struct epoll_event events[MAX_EVENTS];
+    for (;;) {
+        unsigned pending = 0;
+        for (unsigned i = 0; i < wk->w->nconns; i++)
+            pending += wk->conns[i].state == CONN_CONNECTING;
+        if (pending == 0 || clock_now_ns() >= deadline)
+            return 0;
+        int n = wait_events(wk, events, min_u64(deadline, clock_now_ns() + TICK_NS));
+        if (n < 0)
+            return n;
+        for (int i = 0; i < n; i++)
+            handle_event(wk, events[i].data.ptr, events[i].events);
+    }
+}
+
+static int worker_init(struct worker *wk, struct lg_worker *w)
+{
+    const struct lg_config *cfg = w->shared->cfg;
+    *wk = (struct worker){.w = w, .cfg = cfg, .res = &w->result, .pattern = w->shared->pattern,
+                          .ep = -1, .open_loop = cfg->rate > 0};
+    wk->room.room_next = wk->room.room_prev = &wk->room;
+    wk->rng = 0x853c49e6748fea9bull ^ ((uint64_t)w->index << 32 | 1);
+    if (wk->open_loop)
+        wk->mean_gap_ns = 1e9 / w->rate;
+    wk->conns = calloc(w->nconns, sizeof *wk->conns);
+    wk->starts_block = calloc((size_t)w->nconns * cfg->pipeline, sizeof *wk->starts_block);
+    wk->rx = malloc(RX_BUF_SIZE);
+    if (!wk->conns || !wk->starts_block || !wk->rx)
+        return -ENOMEM;
+    if (cfg->interval_ns && hist_init(&wk->ihist) < 0)
+        return -ENOMEM;
+    for (unsigned i = 0; i < w->nconns; i++) {
+        wk->conns[i].fd = -1;
+        wk->conns[i].id = w->first_conn + i;
+        wk->conns[i].starts = wk->starts_block + (size_t)i * cfg->pipeline;
+    }
+    wk->ep = epoll_create1(EPOLL_CLOEXEC);
+    return wk->ep < 0 ? -errno : 0;
+}
+
+static void worker_cleanup(struct worker *wk)
+{
+    if (wk->conns)
+        for (unsigned i = 0; i < wk->w->nconns; i++)
+            if (wk->conns[i].state != CONN_IDLE)
+                close(wk->conns[i].fd);
+    if (wk->ep >= 0)
+        close(wk->ep);
+    if (wk->cfg->interval_ns && wk->ihist.counts)
+        hist_free(&wk->ihist);
+    free(wk->queue);
+    free(wk->rx);
+    free(wk->starts_block);
+    free(wk->conns);
+}
+
+/* Messages of the window that never completed - sent but not echoed in full, or never sent -
+ * are timed up to now: a lower bound, but never a gap where the worst latencies should be. */
+static void count_leftovers(struct worker *wk)
+{
+    uint64_t now = clock_now_ns();
+    for (unsigned i = 0; i < wk->w->nconns; i++) {
+        struct conn *c = &wk->conns[i];
+        for (uint32_t k = 0; k < c->in_flight; k++) {
+            uint64_t start = c->starts[(c->oldest + k) % wk->cfg->pipeline];
+            if (in_window(wk, start)) {
+                wk->res->incomplete++;
+                hist_record(&wk->res->latency, now - start);
+            }
+        }
+    }
+    for (size_t k = 0; k < wk->queue_len; k++) {
+        uint64_t due = wk->queue[(wk->queue_head + k) % wk->queue_cap];
+        if (in_window(wk, due)) {
+            wk->res->unsent++;
+            wk->res->late++;
+            hist_record(&wk->res->latency, now - due);
+        }
+    }
+}
+
+void *lg_worker_main(void *arg)
+{
+    struct lg_worker *w = arg;
+    struct lg_shared *sh = w->shared;
+    const struct lg_config *cfg = sh->cfg;
+    struct worker wk;
+
+    /* Exact wake-ups for the open-loop schedule: no timer slack. */
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    w->result.cpu = -1;
+    if (cfg->ncpus > 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cfg->cpus[w->index % cfg->ncpus], &set);
+        if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0)
+            w->result.cpu = cfg->cpus[w->index % cfg->ncpus];
+    }
+    int err = worker_init(&wk, w);
+    if (err < 0)
+        w->failed_call = "worker set-up";
+    else if ((err = setup_connections(&wk)) < 0)
+        w->failed_call = "epoll_wait";
+
+    /* Everyone is connected: main sets t0 between the two waits. */
+    pthread_barrier_wait(&sh->ready);
+    pthread_barrier_wait(&sh->ready);
+    if (err == 0) {
+        wk.t0 = atomic_load(&sh->start_ns);
+        wk.window_start = wk.t0 + cfg->warmup_ns;
+        wk.window_end = wk.window_start + cfg->duration_ns;
+        wk.next_tick = wk.t0 + TICK_NS;
+        wk.next_interval = wk.t0 + cfg->interval_ns;
+        start_phase(&wk, clock_now_ns());
+        update_phase(&wk, clock_now_ns());
+        if ((err = run_loop(&wk)) < 0)
+            w->failed_call = "the event loop";
+        count_leftovers(&wk);
+    }
+    worker_cleanup(&wk);
+    w->error = err;
+    atomic_fetch_add(&sh->finished, 1);
+    return NULL;
+}

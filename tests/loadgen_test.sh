@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# Tests of the load generator against servers whose behaviour is known.
+#
+#   loadgen_test.sh CASE LOADGEN ECHO_SERVER FAKE_SERVER [MODEL]
+#
+# Cases: corrupt, stall, fixed_delay, coordinated_omission, reset, cli, unreachable, output,
+# ipv6, interrupt, model (MODEL: a registered echo-server model). Every server is started on a
+# free port and killed on exit; every loadgen run is bounded by `timeout`.
+set -u
+case_name=$1 loadgen=$2 server=$3 fake=$4 model=${5:-}
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+failures=0
+
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# start NAME CMD... : runs CMD in the background and sets PORT from its "listening on" line.
+start() {
+    local name=$1; shift
+    "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+    pids+=($!)
+    for _ in $(seq 200); do
+        if grep -q '^listening on' "$tmp/$name.out" 2>/dev/null; then
+            PORT=$(sed -nE 's/^listening on .*:([0-9]+) model=.*/\1/p' "$tmp/$name.out")
+            return 0
+        fi
+        sleep 0.025
+    done
+    echo "server '$*' did not start: $(cat "$tmp/$name.err")"
+    exit 1
+}
+
+# json FILE EXPR : evaluates a Python expression over the parsed JSON document `j`.
+json() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
+
+# check DESCRIPTION PYTHON-CONDITION FILE
+check() {
+    local verdict
+    verdict=$(python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print(bool($2))" "$3" 2>&1)
+    [ "$verdict" = "True" ] || fail "$1 ($2 is $verdict)"
+}
+
+run_loadgen() { # output json, then loadgen arguments; sets RC and ELAPSED_MS
+    local out=$1; shift
+    local t0=$(date +%s%N)
+    timeout 60 "$loadgen" "$@" --json "$out" >"$tmp/lg.out" 2>"$tmp/lg.err"
+    RC=$?
+    ELAPSED_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
+}
+
+case $case_name in
+corrupt)
+    # Every 1000th byte comes back altered: the run must say so and exit 1.
+    start fake "$fake" corrupt 1000
+    run_loadgen "$tmp/r.json" --port "$PORT" -c 4 -d 1s --warmup 0
+    [ $RC -eq 1 ] || fail "exit status $RC against a corrupting server, expected 1"
+    check "mismatched bytes are counted" 'j["mismatches"] > 0' "$tmp/r.json"
+    check "mismatch errors are counted" 'j["errors"]["mismatch"] > 0' "$tmp/r.json"
+    grep -q "differ" "$tmp/lg.err" || fail "no warning about differing bytes"
+    ;;
+stall)
+    # The server never answers: timeouts are counted and the run ends on time
+    # (1 s warm-up + 1 s + at most one 500 ms drain, plus set-up).
+    start fake "$fake" stall
+    run_loadgen "$tmp/r.json" --port "$PORT" -c 4 -d 1s --timeout 500ms
+    [ $RC -eq 0 ] || fail "exit status $RC against a stalling server, expected 0"
+    check "timeouts are counted" 'j["errors"]["timeout"] >= 4' "$tmp/r.json"
+    check "no request completed" 'j["requests"] == 0' "$tmp/r.json"
+    [ $ELAPSED_MS -lt 4500 ] || fail "the run took ${ELAPSED_MS} ms, expected about 2500"
+    ;;
+fixed_delay)
+    # Every 128-byte message costs 2 ms of blocking wait in the server: both loops must see
+    # a latency of 2 ms plus a little (loopback and scheduling), never less.
+    start srv "$server" --model thread --port 0 --msg-size 128 --sleep-us 2000
+    run_loadgen "$tmp/closed.json" --port "$PORT" -c 1 -d 1s --warmup 200ms
+    [ $RC -eq 0 ] || fail "closed loop exit status $RC"
+    check "closed-loop p50 is 2 ms + a little" '2000 <= j["latency_us"]["p50"] <= 2800' "$tmp/closed.json"
+    check "closed-loop rate is one per 2 ms" '350 <= j["requests_per_sec"] <= 500' "$tmp/closed.json"
+    run_loadgen "$tmp/open.json" --port "$PORT" -c 4 -d 2s --warmup 200ms --rate 400
+    [ $RC -eq 0 ] || fail "open loop exit status $RC"
+    check "open-loop p50 is 2 ms + a little" '2000 <= j["latency_us"]["p50"] <= 2800' "$tmp/open.json"
+    check "open loop achieves its rate" 'j["open_loop"]["achieved_ratio"] >= 0.99' "$tmp/open.json"
+    check "no error" 'j["errors"]["total"] == 0' "$tmp/open.json"
+    ;;
+coordinated_omission)
+    # The server stops for 400 ms once, 1 s after the first connection. In an open loop at
+    # 1000 msg/s, the ~400 messages due during the stall wait for it, so p99 is hundreds of
+    # milliseconds. A closed loop sees the stall in one message per connection only: its p99
+    # stays small. The open loop must not hide the stall.
+    start open "$fake" pause 1000 400
+    run_loadgen "$tmp/open.json" --port "$PORT" -c 4 -d 2500ms --warmup 0 --rate 1000
+    check "open-loop p99 shows the stall" 'j["latency_us"]["p99"] >= 250000' "$tmp/open.json"
+    check "open-loop max is the stall" 'j["latency_us"]["max"] >= 350000' "$tmp/open.json"
+    check "messages are counted as late" 'j["late"] >= 200' "$tmp/open.json"
+    start closed "$fake" pause 1000 400
+    run_loadgen "$tmp/closed.json" --port "$PORT" -c 1 -d 2500ms --warmup 0
+    check "closed loop: one sample holds the stall" 'j["latency_us"]["max"] >= 350000' "$tmp/closed.json"
+    check "closed loop: its p99 does not show it" 'j["latency_us"]["p99"] < 50000' "$tmp/closed.json"
+    ;;
+reset)
+    # The server closes every connection after 1000 bytes: end-of-stream errors are counted,
+    # connections are re-made, and the run goes on.
+    start fake "$fake" close 1000
+    run_loadgen "$tmp/r.json" --port "$PORT" -c 2 -d 1s --warmup 0
+    [ $RC -eq 0 ] || fail "exit status $RC"
+    check "unexpected ends of stream are counted" 'j["errors"]["eof"] > 2' "$tmp/r.json"
+    check "messages were still echoed" 'j["requests"] > 10' "$tmp/r.json"
+    check "no mismatch" 'j["mismatches"] == 0' "$tmp/r.json"
+    ;;
+cli)
+    expect2() { # words the message must contain, then arguments
+        local want=$1; shift
+        timeout 10 "$loadgen" "$@" >"$tmp/o" 2>"$tmp/e"
+        local rc=$? lines
+        lines=$(wc -l <"$tmp/e")
+        [ $rc -eq 2 ] || fail "loadgen $* exits $rc, expected 2"
+        [ "$lines" -eq 1 ] || fail "loadgen $* prints $lines lines on stderr, expected 1"
+        grep -q -- "$want" "$tmp/e" || fail "loadgen $*: '$(cat "$tmp/e")' does not name '$want'"
+    }
+    expect2 "--port is required"
+    expect2 "--port" --port 0
+    expect2 "--port" --port 99999
+    expect2 "--threads" --port 1 -t 0
+    expect2 "at least --threads" --port 1 -t 4 -c 2
+    expect2 "--duration" --port 1 -d 0
+    expect2 "--duration" --port 1 -d 10x
+    expect2 "--size" --port 1 -s 0
+    expect2 "--pipeline" --port 1 --pipeline 0
+    expect2 "--rate" --port 1 --rate -5
+    expect2 "--arrival needs --rate" --port 1 --arrival poisson
+    expect2 "--arrival" --port 1 --rate 10 --arrival bursty
+    expect2 "--cpus" --port 1 --cpus 0-
+    expect2 "does not exist" --port 1 --cpus 4095
+    expect2 "--host" --port 1 --host no-such-host.invalid
+    expect2 "unknown option '--bogus'" --port 1 --bogus
+    expect2 "needs a value" --port
+    expect2 "unexpected argument" --port 1 extra
+    "$loadgen" --help >"$tmp/help" || fail "--help exits non-zero"
+    for opt in --host --port --threads --connections --duration --warmup --size --pipeline \
+               --rate --arrival --reconnect --timeout --cpus --interval --json --hgrm --quiet; do
+        grep -q -- "$opt" "$tmp/help" || fail "--help does not document $opt"
+    done
+    "$loadgen" --env >"$tmp/env.json" || fail "--env exits non-zero"
+    check "--env has the kernel and commit" '"kernel" in j and "commit" in j' "$tmp/env.json"
+    ;;
+unreachable)
+    # Nothing listens on the port: a clear message and exit 1, at once.
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    run_loadgen "$tmp/r.json" --port "$port" -d 1s
+    [ $RC -eq 1 ] || fail "exit status $RC for an unreachable server, expected 1"
+    grep -q "cannot connect to 127.0.0.1:$port" "$tmp/lg.err" || fail "message: $(cat "$tmp/lg.err")"
+    [ $ELAPSED_MS -lt 3000 ] || fail "took ${ELAPSED_MS} ms to give up"
+    [ ! -e "$tmp/r.json" ] || fail "a report was written for a run that never started"
+    ;;
+output)
+    # The JSON keys scripts rely on, and a .hgrm file HdrHistogram's tools can read.
+    start srv "$server" --model thread --port 0
+    timeout 60 "$loadgen" --port "$PORT" -t 2 -c 4 -d 1s --warmup 200ms --reconnect 50 \
+        --json "$tmp/r.json" --hgrm "$tmp/r.hgrm" >"$tmp/summary" || fail "run failed"
+    for key in requests_per_sec bytes_per_sec latency_us errors mismatches late loadgen_cpu \
+               saturated config env; do
+        check "top-level key $key" "'$key' in j" "$tmp/r.json"
+    done
+    for key in mean p50 p90 p99 p999 p9999 max; do
+        check "latency_us.$key is a number" "isinstance(j['latency_us']['$key'], (int, float))" "$tmp/r.json"
+    done
+    check "errors by kind" 'set(j["errors"]) >= {"connect","reset","eof","timeout","mismatch","other"}' "$tmp/r.json"
+    check "the configuration is recorded" 'j["config"]["connections"] == 4 and j["config"]["threads"] == 2' "$tmp/r.json"
+    check "the environment is recorded" 'all(k in j["env"] for k in ("kernel","cpu_model","cpus_online","compiler","commit","flags"))' "$tmp/r.json"
+    check "per-thread CPU" 'len(j["loadgen_cpu"]["threads"]) == 2' "$tmp/r.json"
+    check "connect latency with --reconnect" 'j["connect_latency_us"]["count"] > 0' "$tmp/r.json"
+    check "percentiles are ordered" 'j["latency_us"]["p50"] <= j["latency_us"]["p99"] <= j["latency_us"]["max"]' "$tmp/r.json"
+    head -1 "$tmp/r.hgrm" | grep -q "Value *Percentile *TotalCount 1/(1-Percentile)" || fail ".hgrm header"
+    grep -q '^#\[Mean' "$tmp/r.hgrm" && grep -q '^#\[Max' "$tmp/r.hgrm" || fail ".hgrm footer"
+    count=$(json "$tmp/r.json" 'j["latency_us"]["count"]')
+    grep -q "1.000000000000 *$count\$" "$tmp/r.hgrm" || fail ".hgrm total count is not $count"
+    for word in "req/s" "MB/s" "p99.99" "errors" "loadgen CPU"; do
+        grep -q "$word" "$tmp/summary" || fail "the summary lacks '$word'"
+    done
+    ;;
+ipv6)
+    python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1",0))' 2>/dev/null \
+        || { echo "SKIP: no IPv6 loopback"; exit 77; }
+    start srv "$server" --model thread --host ::1 --port 0
+    run_loadgen "$tmp/r.json" --host ::1 --port "$PORT" -c 2 -d 500ms --warmup 0
+    [ $RC -eq 0 ] || fail "exit status $RC over IPv6"
+    check "echoes over IPv6" 'j["requests"] > 100 and j["errors"]["total"] == 0' "$tmp/r.json"
+    ;;
+interrupt)
+    # Ctrl-C ends the window early; the report covers what was measured.
+    start srv "$server" --model thread --port 0
+    "$loadgen" --port "$PORT" -c 2 -d 30s --warmup 0 --json "$tmp/r.json" >"$tmp/o" 2>"$tmp/e" &
+    lg=$!
+    sleep 1.5
+    kill -INT $lg
+    t0=$(date +%s)
+    wait $lg
+    rc=$?
+    [ $rc -eq 0 ] || fail "exit status $rc after Ctrl-C"
+    [ $(( $(date +%s) - t0 )) -le 6 ] || fail "took too long to stop"
+    check "marked as interrupted" 'j["interrupted"] is True' "$tmp/r.json"
+    check "the window is what ran" '1.0 <= j["duration_s"] <= 2.5' "$tmp/r.json"
+    ;;
+model)
+    # Every registered model, under a short verified load it can serve: one connection for an
+    # iterative model; for models with a fixed number of workers, as many workers as
+    # connections (a pool of N serves N connections at a time, by design).
+    read -r kind threads_meaning < <("$server" --list | awk -v m="$model" '$1 == m {print $2, $3}')
+    conns=8 lg_threads=2 extra=()
+    [ "$kind" = iterative ] && conns=1 lg_threads=1
+    [ "$threads_meaning" = workers ] && extra=(--threads $conns)
+    start srv "$server" --model "$model" --port 0 "${extra[@]}"
+    run_loadgen "$tmp/r.json" --port "$PORT" -t $lg_threads -c $conns -d 1s --warmup 200ms \
+        --pipeline 2
+    [ $RC -eq 0 ] || fail "exit status $RC against model $model"
+    check "$model echoes under load" 'j["requests"] > 1000' "$tmp/r.json"
+    check "$model: no error" 'j["errors"]["total"] == 0 and j["mismatches"] == 0' "$tmp/r.json"
+    ;;
+*)
+    echo "unknown case $case_name"
+    exit 2
+    ;;
+esac
+
+if [ $failures -gt 0 ]; then
+    echo "--- loadgen output"; cat "$tmp/lg.out" "$tmp/lg.err" 2>/dev/null
+    exit 1
+fi
+echo "PASS: loadgen $case_name $model"
