@@ -23,12 +23,12 @@
 #include "clock.h"
 #include "json.h"
 #include "loadgen.h"
+#include "cli.h"
 #include "parse.h"
 #include "sysinfo.h"
 
 #define PROBE_TIMEOUT_MS 5000
 
-static const char *prog = "loadgen";
 
 static void usage(FILE *out)
 {
@@ -74,37 +74,7 @@ static void usage(FILE *out)
 "\n"
 "Exit status: 0 done (errors, if any, are reported), 1 echo mismatch or runtime failure\n"
 "(server unreachable, ...), 2 bad usage.\n",
-            prog);
-}
-
-static _Noreturn void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "%s: ", prog);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, " (see --help)\n");
-    exit(2);
-}
-
-static uint64_t uint_arg(const char *opt, const char *text, uint64_t min, uint64_t max)
-{
-    uint64_t v;
-    if (parse_uint(text, min, max, &v) != 0)
-        usage_error("%s: '%s' is not a whole number from %" PRIu64 " to %" PRIu64, opt, text,
-                    min, max);
-    return v;
-}
-
-static uint64_t duration_arg(const char *opt, const char *text, uint64_t min_ns)
-{
-    uint64_t ns;
-    if (parse_duration(text, &ns) != 0 || ns < min_ns)
-        usage_error("%s: '%s' is not a %sduration such as 500ms, 10s or 2m", opt, text,
-                    min_ns ? "positive " : "");
-    return ns;
+            cli_prog);
 }
 
 static void write_env_json(void)
@@ -159,27 +129,20 @@ static void parse_args(int argc, char **argv, struct lg_config *cfg)
         switch (c) {
         case 'H': cfg->host = optarg; break;
         case 'p':
-            cfg->port = (uint16_t)uint_arg("--port", optarg, 1, 65535);
+            cfg->port = (uint16_t)cli_uint("--port", optarg, 1, 65535);
             have_port = true;
             break;
-        case 't': cfg->threads = (unsigned)uint_arg("--threads", optarg, 1, 256); break;
+        case 't': cfg->threads = (unsigned)cli_uint("--threads", optarg, 1, 256); break;
         case 'c':
-            cfg->connections = (unsigned)uint_arg("--connections", optarg, 1, 1000000);
+            cfg->connections = (unsigned)cli_uint("--connections", optarg, 1, 1000000);
             break;
-        case 'd': cfg->duration_ns = duration_arg("--duration", optarg, NS_PER_MS); break;
-        case OPT_WARMUP: cfg->warmup_ns = duration_arg("--warmup", optarg, 0); break;
-        case 's': {
-            uint64_t v;
-            if (parse_bytes(optarg, 1, 64ull << 20, &v) != 0)
-                usage_error("--size: '%s' is not a size from 1 byte to 64 MiB (e.g. 128, 4k)",
-                            optarg);
-            cfg->size = (uint32_t)v;
-            break;
-        }
-        case OPT_PIPELINE: cfg->pipeline = (uint32_t)uint_arg("--pipeline", optarg, 1, 1024); break;
+        case 'd': cfg->duration_ns = cli_duration("--duration", optarg, NS_PER_MS); break;
+        case OPT_WARMUP: cfg->warmup_ns = cli_duration("--warmup", optarg, 0); break;
+        case 's': cfg->size = (uint32_t)cli_bytes("--size", optarg, 1, 64ull << 20); break;
+        case OPT_PIPELINE: cfg->pipeline = (uint32_t)cli_uint("--pipeline", optarg, 1, 1024); break;
         case 'R':
             if (parse_rate(optarg, &cfg->rate) != 0)
-                usage_error("--rate: '%s' is not a positive rate such as 5000, 20k or 1.5M",
+                cli_usage_error("--rate: '%s' is not a positive rate such as 5000, 20k or 1.5M",
                             optarg);
             break;
         case OPT_ARRIVAL:
@@ -188,44 +151,44 @@ static void parse_args(int argc, char **argv, struct lg_config *cfg)
             else if (strcmp(optarg, "poisson") == 0)
                 cfg->arrival = ARRIVAL_POISSON;
             else
-                usage_error("--arrival: '%s' is neither uniform nor poisson", optarg);
+                cli_usage_error("--arrival: '%s' is neither uniform nor poisson", optarg);
             have_arrival = true;
             break;
         case OPT_RECONNECT:
-            cfg->reconnect = uint_arg("--reconnect", optarg, 1, UINT64_MAX);
+            cfg->reconnect = cli_uint("--reconnect", optarg, 1, UINT64_MAX);
             break;
-        case OPT_TIMEOUT: cfg->timeout_ns = duration_arg("--timeout", optarg, NS_PER_MS); break;
+        case OPT_TIMEOUT: cfg->timeout_ns = cli_duration("--timeout", optarg, NS_PER_MS); break;
         case OPT_CPUS:
             cfg->ncpus = parse_cpu_list(optarg, cfg->cpus, LG_MAX_CPUS);
             if (cfg->ncpus <= 0)
-                usage_error("--cpus: '%s' is not a CPU list such as 1 or 0,2-3", optarg);
+                cli_usage_error("--cpus: '%s' is not a CPU list such as 1 or 0,2-3", optarg);
             break;
-        case OPT_INTERVAL: cfg->interval_ns = duration_arg("--interval", optarg, 10 * NS_PER_MS); break;
+        case OPT_INTERVAL: cfg->interval_ns = cli_duration("--interval", optarg, 10 * NS_PER_MS); break;
         case OPT_JSON: cfg->json_path = optarg; break;
         case OPT_HGRM: cfg->hgrm_path = optarg; break;
         case 'q': cfg->quiet = true; break;
         case OPT_ENV: write_env_json(); exit(0);
         case 'h': usage(stdout); exit(0);
         case 'V': printf("loadgen %s (commit %s)\n", ECHOBENCH_VERSION, build_commit()); exit(0);
-        case ':': usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: usage_error("unknown option '%s'", argv[optind - 1]);
+        case ':': cli_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default: cli_usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        usage_error("unexpected argument '%s'", argv[optind]);
+        cli_usage_error("unexpected argument '%s'", argv[optind]);
     if (!have_port)
-        usage_error("--port is required");
+        cli_usage_error("--port is required");
     if (cfg->connections < cfg->threads)
-        usage_error("--connections (%u) must be at least --threads (%u)", cfg->connections,
+        cli_usage_error("--connections (%u) must be at least --threads (%u)", cfg->connections,
                     cfg->threads);
     if (have_arrival && cfg->rate == 0)
-        usage_error("--arrival needs --rate");
+        cli_usage_error("--arrival needs --rate");
     if (net_resolve(cfg->host, cfg->port, &cfg->addr) < 0)
-        usage_error("--host: cannot resolve '%s'", cfg->host);
+        cli_usage_error("--host: cannot resolve '%s'", cfg->host);
     long cpus = sysconf(_SC_NPROCESSORS_CONF);
     for (int i = 0; i < cfg->ncpus; i++)
         if (cfg->cpus[i] >= cpus)
-            usage_error("--cpus: CPU %d does not exist (this machine has %ld)", cfg->cpus[i],
+            cli_usage_error("--cpus: CPU %d does not exist (this machine has %ld)", cfg->cpus[i],
                         cpus);
 }
 
@@ -321,7 +284,7 @@ static bool supervise(struct lg_shared *sh, uint64_t t0)
         int sig = sigtimedwait(&set, NULL, &ts);
         if (sig > 0) {
             if (interrupted) {
-                fprintf(stderr, "%s: interrupted again; exiting without a report\n", prog);
+                fprintf(stderr, "%s: interrupted again; exiting without a report\n", cli_prog);
                 exit(130);
             }
             interrupted = true;
@@ -333,6 +296,7 @@ static bool supervise(struct lg_shared *sh, uint64_t t0)
 
 int main(int argc, char **argv)
 {
+    cli_prog = "loadgen";
     struct lg_config cfg;
     parse_args(argc, argv, &cfg);
     signal(SIGPIPE, SIG_IGN);
@@ -340,14 +304,14 @@ int main(int argc, char **argv)
     long limit = net_raise_fd_limit();
     if (limit > 0 && (long)cfg.connections + 32 > limit) {
         fprintf(stderr, "%s: %u connections need more file descriptors than the limit of %ld "
-                        "(raise it with ulimit -n)\n", prog, cfg.connections, limit);
+                        "(raise it with ulimit -n)\n", cli_prog, cfg.connections, limit);
         return 1;
     }
     int err = probe_server(&cfg);
     if (err < 0) {
         char where[NET_ADDR_STRLEN];
         net_format(&cfg.addr, where, sizeof where);
-        fprintf(stderr, "%s: cannot connect to %s: %s\n", prog, where, strerror(-err));
+        fprintf(stderr, "%s: cannot connect to %s: %s\n", cli_prog, where, strerror(-err));
         return 1;
     }
 
@@ -393,7 +357,7 @@ int main(int argc, char **argv)
     for (; started < cfg.threads; started++) {
         err = pthread_create(&workers[started].tid, NULL, lg_worker_main, &workers[started]);
         if (err != 0) {
-            fprintf(stderr, "%s: cannot start thread: %s\n", prog, strerror(err));
+            fprintf(stderr, "%s: cannot start thread: %s\n", cli_prog, strerror(err));
             return 1; /* the threads already started are parked at the barrier; exit ends them */
         }
     }
@@ -412,7 +376,7 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < cfg.threads; i++) {
         pthread_join(workers[i].tid, NULL);
         if (workers[i].error < 0) {
-            fprintf(stderr, "%s: thread %u failed in %s: %s\n", prog, i,
+            fprintf(stderr, "%s: thread %u failed in %s: %s\n", cli_prog, i,
                     workers[i].failed_call ? workers[i].failed_call : "set-up",
                     strerror(-workers[i].error));
             status = 1;
@@ -434,11 +398,11 @@ int main(int argc, char **argv)
     fflush(stdout);
     lg_print_warnings(&run, stderr);
     if (cfg.json_path && (err = lg_write_json(&run, cfg.json_path)) < 0) {
-        fprintf(stderr, "%s: cannot write %s: %s\n", prog, cfg.json_path, strerror(-err));
+        fprintf(stderr, "%s: cannot write %s: %s\n", cli_prog, cfg.json_path, strerror(-err));
         status = 1;
     }
     if (cfg.hgrm_path && (err = lg_write_hgrm(&run, cfg.hgrm_path)) < 0) {
-        fprintf(stderr, "%s: cannot write %s: %s\n", prog, cfg.hgrm_path, strerror(-err));
+        fprintf(stderr, "%s: cannot write %s: %s\n", cli_prog, cfg.hgrm_path, strerror(-err));
         status = 1;
     }
     if (run.total.mismatched_bytes > 0)
@@ -456,6 +420,6 @@ int main(int argc, char **argv)
     return status;
 
 nomem:
-    fprintf(stderr, "%s: out of memory\n", prog);
+    fprintf(stderr, "%s: out of memory\n", cli_prog);
     return 1;
 }

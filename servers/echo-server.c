@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "cli.h"
 #include "parse.h"
 #include "server.h"
 
@@ -33,7 +34,6 @@
 #define MAX_THREADS 4096
 #define STOP_GRACE_SECONDS 10
 
-static const char *prog = "echo-server";
 
 static void usage(FILE *out)
 {
@@ -71,20 +71,7 @@ static void usage(FILE *out)
 "  -V, --version        show the version and build\n"
 "\n"
 "Exit status: 0 after a clean stop, 1 on a runtime error (port in use, ...), 2 on bad usage.\n",
-            prog, prog, DEFAULT_HOST, DEFAULT_PORT, SOMAXCONN);
-}
-
-/* One line naming the problem, then exit 2: the contract for every bad command line. */
-static _Noreturn void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "%s: ", prog);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, " (see --help)\n");
-    exit(2);
+            cli_prog, cli_prog, DEFAULT_HOST, DEFAULT_PORT, SOMAXCONN);
 }
 
 static const char *kind_name(enum model_kind kind)
@@ -112,25 +99,6 @@ static const struct server_model *find_model(const char *name)
         if (strcmp((*m)->name, name) == 0)
             return *m;
     return NULL;
-}
-
-/* Parses option value text with one of the strict parsers, or exits 2 naming the option. */
-static uint64_t uint_arg(const char *opt, const char *text, uint64_t min, uint64_t max)
-{
-    uint64_t v;
-    if (parse_uint(text, min, max, &v) != 0)
-        usage_error("%s: '%s' is not a whole number from %" PRIu64 " to %" PRIu64, opt, text,
-                    min, max);
-    return v;
-}
-
-static uint64_t bytes_arg(const char *opt, const char *text, uint64_t min, uint64_t max)
-{
-    uint64_t v;
-    if (parse_bytes(text, min, max, &v) != 0)
-        usage_error("%s: '%s' is not a size from %" PRIu64 " to %" PRIu64 " bytes (e.g. 4k)",
-                    opt, text, min, max);
-    return v;
 }
 
 static const struct server_model *parse_args(int argc, char **argv, struct server_config *cfg)
@@ -164,35 +132,35 @@ static const struct server_model *parse_args(int argc, char **argv, struct serve
         switch (c) {
         case 'm': model_name = optarg; break;
         case 'H': cfg->host = optarg; break;
-        case 'p': cfg->port = (uint16_t)uint_arg("--port", optarg, 0, 65535); break;
-        case 't': cfg->threads = (unsigned)uint_arg("--threads", optarg, 1, MAX_THREADS); break;
-        case 'b': cfg->backlog = (int)uint_arg("--backlog", optarg, 1, 65535); break;
+        case 'p': cfg->port = (uint16_t)cli_uint("--port", optarg, 0, 65535); break;
+        case 't': cfg->threads = (unsigned)cli_uint("--threads", optarg, 1, MAX_THREADS); break;
+        case 'b': cfg->backlog = (int)cli_uint("--backlog", optarg, 1, 65535); break;
         case OPT_STACK:
-            cfg->stack_size = bytes_arg("--stack-size", optarg, MIN_STACK_SIZE, 1ull << 30);
+            cfg->stack_size = cli_bytes("--stack-size", optarg, MIN_STACK_SIZE, 1ull << 30);
             break;
-        case OPT_MSG: cfg->work.msg_size = bytes_arg("--msg-size", optarg, 1, 1ull << 26); break;
-        case OPT_WORK: cfg->work.work_us = (uint32_t)uint_arg("--work-us", optarg, 0, 10000000); break;
-        case OPT_SLEEP: cfg->work.sleep_us = (uint32_t)uint_arg("--sleep-us", optarg, 0, 10000000); break;
+        case OPT_MSG: cfg->work.msg_size = cli_bytes("--msg-size", optarg, 1, 1ull << 26); break;
+        case OPT_WORK: cfg->work.work_us = (uint32_t)cli_uint("--work-us", optarg, 0, 10000000); break;
+        case OPT_SLEEP: cfg->work.sleep_us = (uint32_t)cli_uint("--sleep-us", optarg, 0, 10000000); break;
         case 'l': list_models(); exit(0);
         case 'h': usage(stdout); exit(0);
         case 'V':
             printf("echo-server %s\n", ECHOBENCH_VERSION);
             exit(0);
-        case ':': usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: usage_error("unknown option '%s'", argv[optind - 1]);
+        case ':': cli_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default: cli_usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        usage_error("unexpected argument '%s'", argv[optind]);
+        cli_usage_error("unexpected argument '%s'", argv[optind]);
     if (!model_name)
-        usage_error("--model is required; --list shows the models");
+        cli_usage_error("--model is required; --list shows the models");
     const struct server_model *model = find_model(model_name);
     if (!model)
-        usage_error("unknown model '%s'; --list shows the models", model_name);
+        cli_usage_error("unknown model '%s'; --list shows the models", model_name);
     if (cfg->threads && !model->threads_meaning)
-        usage_error("model '%s' does not take --threads", model->name);
+        cli_usage_error("model '%s' does not take --threads", model->name);
     if ((cfg->work.work_us || cfg->work.sleep_us) && !cfg->work.msg_size)
-        usage_error("--work-us and --sleep-us need --msg-size");
+        cli_usage_error("--work-us and --sleep-us need --msg-size");
     return model;
 }
 
@@ -229,10 +197,10 @@ static void *signal_thread(void *arg)
         if (sig < 0 && errno == EINTR)
             continue;
         if (sig < 0)
-            fprintf(stderr, "%s: the model did not stop within %d s; exiting\n", prog,
+            fprintf(stderr, "%s: the model did not stop within %d s; exiting\n", cli_prog,
                     STOP_GRACE_SECONDS);
         else
-            fprintf(stderr, "%s: second signal; exiting without waiting\n", prog);
+            fprintf(stderr, "%s: second signal; exiting without waiting\n", cli_prog);
         _exit(1);
     }
 }
@@ -244,24 +212,25 @@ static void print_summary(const struct server_model *model, const struct server_
     fprintf(stderr,
             "%s: stopped model=%s connections=%" PRIu64 " bytes_echoed=%" PRIu64
             " shed=%" PRIu64 " accept_pauses=%" PRIu64 "\n",
-            prog, model->name, atomic_load(&st->connections), atomic_load(&st->bytes_echoed),
+            cli_prog, model->name, atomic_load(&st->connections), atomic_load(&st->bytes_echoed),
             atomic_load(&st->shed), atomic_load(&st->accept_pauses));
 }
 
 int main(int argc, char **argv)
 {
+    cli_prog = "echo-server";
     struct server_config cfg;
     const struct server_model *model = parse_args(argc, argv, &cfg);
 
     char why[256] = "";
     if (model->probe && model->probe(why, sizeof why) < 0) {
-        fprintf(stderr, "%s: model '%s' cannot run here: %s\n", prog, model->name, why);
+        fprintf(stderr, "%s: model '%s' cannot run here: %s\n", cli_prog, model->name, why);
         return 1;
     }
 
     struct net_addr addr;
     if (net_resolve(cfg.host, cfg.port, &addr) < 0)
-        usage_error("--host: cannot resolve '%s'", cfg.host);
+        cli_usage_error("--host: cannot resolve '%s'", cfg.host);
 
     /* Event-driven models hold thousands of sockets; every model gets the same limit. */
     (void)net_raise_fd_limit();
@@ -279,12 +248,12 @@ int main(int argc, char **argv)
     struct server_stats *stats = mmap(NULL, sizeof *stats, PROT_READ | PROT_WRITE,
                                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (stats == MAP_FAILED) {
-        fprintf(stderr, "%s: mmap: %s\n", prog, strerror(errno));
+        fprintf(stderr, "%s: mmap: %s\n", cli_prog, strerror(errno));
         return 1;
     }
     int err = harness_init(&srv, &cfg, stats);
     if (err < 0) {
-        fprintf(stderr, "%s: %s\n", prog, strerror(-err));
+        fprintf(stderr, "%s: %s\n", cli_prog, strerror(-err));
         return 1;
     }
 
@@ -292,14 +261,14 @@ int main(int argc, char **argv)
     net_format(&addr, where, sizeof where);
     srv.listen_fd = net_listen(&addr, cfg.backlog, false);
     if (srv.listen_fd < 0) {
-        fprintf(stderr, "%s: cannot listen on %s: %s\n", prog, where, strerror(-srv.listen_fd));
+        fprintf(stderr, "%s: cannot listen on %s: %s\n", cli_prog, where, strerror(-srv.listen_fd));
         return 1;
     }
     net_local_addr(srv.listen_fd, &srv.addr);
     srv.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     pthread_t sig_tid;
     if (srv.stop_fd < 0 || (err = pthread_create(&sig_tid, NULL, signal_thread, NULL)) != 0) {
-        fprintf(stderr, "%s: cannot start: %s\n", prog, strerror(srv.stop_fd < 0 ? errno : err));
+        fprintf(stderr, "%s: cannot start: %s\n", cli_prog, strerror(srv.stop_fd < 0 ? errno : err));
         return 1;
     }
 
@@ -317,7 +286,7 @@ int main(int argc, char **argv)
     close(srv.listen_fd);
     close(srv.stop_fd);
     if (err < 0) {
-        fprintf(stderr, "%s: model '%s' failed%s%s: %s\n", prog, model->name,
+        fprintf(stderr, "%s: model '%s' failed%s%s: %s\n", cli_prog, model->name,
                 srv.failed_call ? " in " : "", srv.failed_call ? srv.failed_call : "",
                 strerror(-err));
         return 1;
