@@ -33,6 +33,7 @@
 #define MIN_STACK_SIZE (64u * 1024) /* the blocking loop keeps a 16 KiB buffer on the stack */
 #define MAX_THREADS 4096
 #define STOP_GRACE_SECONDS 10
+#define EXIT_UNAVAILABLE 3 /* the model cannot run on this machine (e.g. no io_uring) */
 
 
 static void usage(FILE *out)
@@ -70,7 +71,8 @@ static void usage(FILE *out)
 "  -h, --help           show this help\n"
 "  -V, --version        show the version and build\n"
 "\n"
-"Exit status: 0 after a clean stop, 1 on a runtime error (port in use, ...), 2 on bad usage.\n",
+"Exit status: 0 after a clean stop, 1 on a runtime error (port in use, ...), 2 on bad usage,\n"
+"3 if the model cannot run on this machine (e.g. io_uring unavailable).\n",
             cli_prog, cli_prog, DEFAULT_HOST, DEFAULT_PORT, SOMAXCONN);
 }
 
@@ -207,13 +209,19 @@ static void *signal_thread(void *arg)
 
 /* --- main --------------------------------------------------------------------------------- */
 
-static void print_summary(const struct server_model *model, const struct server_stats *st)
+static void print_summary(const struct server_model *model, struct server_stats *st)
 {
     fprintf(stderr,
             "%s: stopped model=%s connections=%" PRIu64 " bytes_echoed=%" PRIu64
-            " shed=%" PRIu64 " accept_pauses=%" PRIu64 "\n",
+            " shed=%" PRIu64 " accept_pauses=%" PRIu64,
             cli_prog, model->name, atomic_load(&st->connections), atomic_load(&st->bytes_echoed),
             atomic_load(&st->shed), atomic_load(&st->accept_pauses));
+    unsigned n = atomic_load(&st->threads_reported);
+    for (unsigned i = 0; i < n && i < SERVER_STATS_THREADS; i++)
+        fprintf(stderr, "%s%" PRIu64, i ? "," : " per_thread=", atomic_load(&st->per_thread[i]));
+    if (st->note[0])
+        fprintf(stderr, " note=%.*s", (int)sizeof st->note, st->note);
+    fputc('\n', stderr);
 }
 
 int main(int argc, char **argv)
@@ -225,7 +233,7 @@ int main(int argc, char **argv)
     char why[256] = "";
     if (model->probe && model->probe(why, sizeof why) < 0) {
         fprintf(stderr, "%s: model '%s' cannot run here: %s\n", cli_prog, model->name, why);
-        return 1;
+        return EXIT_UNAVAILABLE;
     }
 
     struct net_addr addr;
@@ -259,7 +267,17 @@ int main(int argc, char **argv)
 
     char where[NET_ADDR_STRLEN];
     net_format(&addr, where, sizeof where);
-    srv.listen_fd = net_listen(&addr, cfg.backlog, false);
+    if (model->listener_per_thread && cfg.port != 0) {
+        /* SO_REUSEPORT would let us share a port another server holds with it too: check
+         * first, with a plain bind, that the port is free. */
+        int probe = net_listen(&addr, 1, false);
+        if (probe < 0) {
+            fprintf(stderr, "%s: cannot listen on %s: %s\n", cli_prog, where, strerror(-probe));
+            return 1;
+        }
+        close(probe);
+    }
+    srv.listen_fd = net_listen(&addr, cfg.backlog, model->listener_per_thread);
     if (srv.listen_fd < 0) {
         fprintf(stderr, "%s: cannot listen on %s: %s\n", cli_prog, where, strerror(-srv.listen_fd));
         return 1;

@@ -92,6 +92,16 @@ void server_on_stop(struct server *srv, void (*fn)(void *), void *arg)
     pthread_mutex_unlock(&srv->lock);
 }
 
+int server_listen_again(struct server *srv)
+{
+    int fd = net_listen(&srv->addr, srv->cfg->backlog, true);
+    if (fd >= 0 && net_set_nonblock(fd) < 0) {
+        close(fd);
+        return -errno;
+    }
+    return fd;
+}
+
 int server_thread_attr(struct server *srv, pthread_attr_t *attr)
 {
     int err = pthread_attr_init(attr);

@@ -48,6 +48,9 @@ struct server_config {
     struct echo_work work;
 };
 
+/* Threads whose connection counts the summary shows (see per_thread below). */
+#define SERVER_STATS_THREADS 64
+
 /* Counters shared with child processes (they live in a MAP_SHARED mapping). Models add to them
  * once per connection or per batch, never per message, so no atomic sits on a hot path. */
 struct server_stats {
@@ -55,6 +58,13 @@ struct server_stats {
     _Atomic uint64_t bytes_echoed;  /* written back to clients */
     _Atomic uint64_t shed;          /* accepted, then closed unserved (no thread, fork failed, ...) */
     _Atomic uint64_t accept_pauses; /* times accept waited because descriptors or memory ran out */
+    /* Optional: a model with a fixed set of threads (reactors, rings, workers) may count the
+     * connections each one served, to show how evenly they share the load. */
+    _Atomic unsigned threads_reported;
+    _Atomic uint64_t per_thread[SERVER_STATS_THREADS];
+    /* Optional: a short note for the summary (how a model set itself up), written once, by the
+     * model, after its threads have ended. */
+    char note[96];
 };
 
 /* A connection registered for interruption at stop time; lives wherever the model likes (on a
@@ -87,6 +97,10 @@ struct server_model {
     enum model_kind kind;
     /* What --threads means for this model ("workers", "reactors"), or NULL if it takes none. */
     const char *threads_meaning;
+    /* The model opens one listener per thread with server_listen_again(): the harness then
+     * creates the listener with SO_REUSEPORT (after checking that no one else holds the port,
+     * so that "port in use" is still an error and never a silent sharing). */
+    bool listener_per_thread;
     /* Optional: 0 if the model can run on this machine, else -errno with a reason in why. */
     int (*probe)(char *why, size_t why_len);
     /* Serves until a stop is requested, then returns once every thread and child process of the
@@ -133,6 +147,12 @@ void server_serve_blocking(struct server *srv, int fd);
  * harness's lock held: it may only wake things up (signal a condition variable, write an fd),
  * never call back into server_*(). */
 void server_on_stop(struct server *srv, void (*fn)(void *), void *arg);
+
+/* Another listening socket on the server's address, with SO_REUSEPORT: the kernel spreads new
+ * connections over all of them by a hash of the addresses. Only for models that set
+ * listener_per_thread. Returns the fd (non-blocking, close-on-exec) or -errno; the model closes
+ * it. */
+int server_listen_again(struct server *srv);
 
 /* Initialises attr for a model thread: the configured stack size. Returns 0 or -errno. */
 int server_thread_attr(struct server *srv, pthread_attr_t *attr);

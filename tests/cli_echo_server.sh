@@ -71,9 +71,23 @@ timeout 10 "$server" --model sequential --port "$port" >/dev/null 2>"$tmp/err"
 rc=$?
 check "a port in use exits 1 (got $rc)" "$([ $rc -eq 1 ]; echo $?)"
 check "a port in use says so: '$(cat "$tmp/err")'" "$(grep -qi "in use" "$tmp/err"; echo $?)"
+# Models with a listener per thread bind with SO_REUSEPORT; a port in use must still be an error,
+# whoever holds it.
+timeout 10 "$server" --model epoll --port "$port" >/dev/null 2>"$tmp/err"
+rc=$?
+check "a port in use exits 1 for a SO_REUSEPORT model too (got $rc)" "$([ $rc -eq 1 ]; echo $?)"
 kill -TERM $pid
 wait $pid
 check "SIGTERM on an idle server exits 0" $?
+"$server" --model epoll --threads 2 --port 0 >"$tmp/first" 2>/dev/null &
+pid=$!
+for _ in $(seq 100); do [ -s "$tmp/first" ] && break; sleep 0.05; done
+port=$(sed -E 's/^listening on .*:([0-9]+) model=.*/\1/' "$tmp/first")
+timeout 10 "$server" --model epoll --port "$port" >/dev/null 2>"$tmp/err"
+rc=$?
+check "a port held by a SO_REUSEPORT server is in use (got $rc)" "$([ $rc -eq 1 ]; echo $?)"
+kill -TERM $pid
+wait $pid
 pid=
 
 if [ $failures -gt 0 ]; then

@@ -1,12 +1,14 @@
 /*
  * conformance - the behaviour every server model must show, tested from the outside.
  *
- *   conformance --list-cases            one line per case: NAME SCOPE (all | concurrent)
+ *   conformance --list-cases            one line per case: NAME SCOPE (all | concurrent |
+ *                                       threads: models that take --threads)
  *   conformance SERVER MODEL CASE       run one case against `SERVER --model MODEL`
  *
  * CTest runs every case against every model that `echo-server --list` reports (see
  * tests/conformance_tests.cmake), so a newly registered model is tested with no edit here.
- * "concurrent" cases are skipped for iterative models. Each case starts its own server on a free
+ * "concurrent" cases are not run for iterative models, "threads" cases only for models that take
+ * --threads. Each case starts its own server on a free
  * port, checks it, and ends by stopping the server with SIGTERM: it must exit 0, print its
  * summary and leave no process behind. Exit status: 0 pass, 1 fail, 77 skipped.
  */
@@ -461,12 +463,14 @@ static int case_fd_exhaustion(struct ctx *c)
 
 /* --- the table ------------------------------------------------------------------------------ */
 
+static const char *const three_threads[] = {"--threads", "3", NULL};
 static const char *const work_args[] = {"--msg-size", "100", "--work-us", "300", "--sleep-us",
                                         "200", NULL};
 
 static const struct test_case {
     const char *name;
     bool concurrent_only;
+    bool threads_only; /* for models that take --threads: run with 3 of them */
     int (*run)(struct ctx *c);
     const char *const *server_args;
     long nofile;
@@ -488,6 +492,8 @@ static const struct test_case {
     {.name = "many_500", .run = case_many_500, .concurrent_only = true},
     {.name = "non_reader", .run = case_non_reader, .concurrent_only = true},
     {.name = "fd_exhaustion", .run = case_fd_exhaustion, .concurrent_only = true, .nofile = 64},
+    {.name = "many_500_threads", .run = case_many_500, .threads_only = true,
+     .server_args = three_threads},
 };
 
 /* Reads the model's KIND column from `SERVER --list`. Returns 0, or -1 if it is not listed. */
@@ -553,7 +559,9 @@ int main(int argc, char **argv)
     size_t ncases = sizeof cases / sizeof cases[0];
     if (argc == 2 && strcmp(argv[1], "--list-cases") == 0) {
         for (size_t i = 0; i < ncases; i++)
-            printf("%s %s\n", cases[i].name, cases[i].concurrent_only ? "concurrent" : "all");
+            printf("%s %s\n", cases[i].name, cases[i].threads_only      ? "threads"
+                                            : cases[i].concurrent_only ? "concurrent"
+                                                                       : "all");
         return 0;
     }
     if (argc != 4) {
@@ -590,8 +598,13 @@ int main(int argc, char **argv)
     signal(SIGALRM, on_case_timeout);
     alarm(CASE_TIMEOUT_S);
 
-    if (server_start(&c.srv, c.bin, c.model, tc->host ? tc->host : "127.0.0.1", tc->server_args,
-                     tc->nofile) < 0) {
+    int started = server_start(&c.srv, c.bin, c.model, tc->host ? tc->host : "127.0.0.1",
+                               tc->server_args, tc->nofile);
+    if (started == SERVER_UNAVAILABLE_SKIP) {
+        printf("SKIP: %s", test_error); /* the model cannot run on this machine, and says why */
+        return SKIP;
+    }
+    if (started < 0) {
         printf("FAIL: %s\n", test_error);
         return 1;
     }

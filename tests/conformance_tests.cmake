@@ -1,7 +1,10 @@
 # Read by ctest (TEST_INCLUDE_FILES) after conformance_paths.cmake set the paths: adds
 # conformance.MODEL.CASE for every model `echo-server --list` reports and every case
 # `conformance --list-cases` offers (cases for concurrent models are not added for iterative
-# ones), and loadgen.model.MODEL, a short verified load against each model.
+# ones, cases for --threads only for models that take it), and loadgen.model.MODEL, a short
+# verified load against each model.
+cmake_policy(PUSH)
+cmake_policy(SET CMP0054 NEW) # quoted strings in if() are strings, never variable names
 execute_process(COMMAND "${SERVER}" --list OUTPUT_VARIABLE models_out RESULT_VARIABLE rc1)
 execute_process(COMMAND "${CONFORMANCE}" --list-cases OUTPUT_VARIABLE cases_out RESULT_VARIABLE rc2)
 if(NOT rc1 EQUAL 0 OR NOT rc2 EQUAL 0)
@@ -17,21 +20,25 @@ endif()
 string(REPLACE "\n" ";" model_lines "${models_out}")
 string(REPLACE "\n" ";" case_lines "${cases_out}")
 foreach(mline IN LISTS model_lines)
-  if(mline MATCHES "^MODEL " OR NOT mline MATCHES "^([a-z0-9_]+) +([a-z-]+)")
+  if(mline MATCHES "^MODEL " OR NOT mline MATCHES "^([a-z0-9_]+) +([a-z-]+) +([a-z-]+)")
     continue()
   endif()
   set(model "${CMAKE_MATCH_1}")
   set(kind "${CMAKE_MATCH_2}")
+  set(threads_column "${CMAKE_MATCH_3}")
   add_test(loadgen.model.${model} bash "${LOADGEN_TEST}" model "${LOADGEN}" "${SERVER}"
            "${FAKE_SERVER}" ${model})
   set_tests_properties(loadgen.model.${model} PROPERTIES
-    TIMEOUT 60 LABELS "loadgen;model-${model};kind-${kind}")
+    TIMEOUT 60 SKIP_RETURN_CODE 77 LABELS "loadgen;model-${model};kind-${kind}")
   foreach(cline IN LISTS case_lines)
-    if(NOT cline MATCHES "^([a-z0-9_]+) (all|concurrent)$")
+    if(NOT cline MATCHES "^([a-z0-9_]+) (all|concurrent|threads)$")
       continue()
     endif()
     set(case "${CMAKE_MATCH_1}")
     if(CMAKE_MATCH_2 STREQUAL "concurrent" AND kind STREQUAL "iterative")
+      continue()
+    endif()
+    if(CMAKE_MATCH_2 STREQUAL "threads" AND threads_column STREQUAL "-")
       continue()
     endif()
     add_test(conformance.${model}.${case} "${CONFORMANCE}" "${SERVER}" ${model} ${case})
@@ -39,3 +46,4 @@ foreach(mline IN LISTS model_lines)
       SKIP_RETURN_CODE 77 TIMEOUT 150 LABELS "conformance;model-${model};kind-${kind}")
   endforeach()
 endforeach()
+cmake_policy(POP)

@@ -25,10 +25,17 @@ start() {
     local name=$1; shift
     "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
     pids+=($!)
+    local pid=$!
     for _ in $(seq 200); do
         if grep -q '^listening on' "$tmp/$name.out" 2>/dev/null; then
             PORT=$(sed -nE 's/^listening on .*:([0-9]+) model=.*/\1/p' "$tmp/$name.out")
             return 0
+        fi
+        if ! kill -0 $pid 2>/dev/null; then
+            wait $pid
+            # Exit status 3: the model cannot run on this machine. Skipped, saying why.
+            [ $? -eq 3 ] && { echo "SKIP: $(cat "$tmp/$name.err")"; exit 77; }
+            break
         fi
         sleep 0.025
     done

@@ -112,8 +112,16 @@ int server_start(struct server_proc *sp, const char *bin, const char *model, con
     close(out[0]);
     if (r < 0) {
         char err[512];
+        int status = 0;
         server_stderr(sp, err, sizeof err);
+        bool exited = r == -EPIPE && waitpid(pid, &status, 0) == pid;
+        if (exited)
+            sp->pid = -pid;
         server_kill(sp);
+        if (exited && WIFEXITED(status) && WEXITSTATUS(status) == SERVER_UNAVAILABLE) {
+            fail("%s", err);
+            return SERVER_UNAVAILABLE_SKIP;
+        }
         return fail("server did not print its listening line (%s); stderr: %s", strerror(-r), err);
     }
     /* "listening on HOST:PORT model=NAME pid=PID" */

@@ -27,9 +27,15 @@ struct server_proc {
     char stderr_path[64];
 };
 
+/* echo-server's exit status when the model cannot run on this machine, and what server_start()
+ * returns then: the CTest skip code. */
+#define SERVER_UNAVAILABLE 3
+#define SERVER_UNAVAILABLE_SKIP 77
+
 /* Starts `bin --model model --host host --port 0 extra...` in its own process group, with stdout
  * read until the "listening on" line (which gives the port) and stderr saved to a file. With
- * nofile > 0, RLIMIT_NOFILE (soft and hard) is set to it first. Returns 0 or -1 (test_error). */
+ * nofile > 0, RLIMIT_NOFILE (soft and hard) is set to it first. Returns 0, -1 (test_error), or
+ * SERVER_UNAVAILABLE_SKIP if the server said the model cannot run here (test_error says why). */
 int server_start(struct server_proc *sp, const char *bin, const char *model, const char *host,
                  const char *const *extra, long nofile);
 
