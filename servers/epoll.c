@@ -79,7 +79,7 @@ struct reactor {
     bool listening;            /* the listener is in this epoll set */
     uint64_t accept_resume_ns; /* when paused after EMFILE */
     struct conn conns;         /* list head */
-    uint64_t accepted, echoed, shed, pauses;
+    struct server_thread_totals totals;
     char *spare[SPARE_BUFFERS];
     unsigned nspare;
     char buf[ECHO_BUF_SIZE];   /* shared by all connections of this reactor */
@@ -110,7 +110,7 @@ static void conn_close(struct reactor *r, struct conn *c)
     close(c->fd); /* also leaves the epoll set */
     if (c->pending)
         put_buffer(r, c->pending);
-    r->echoed += c->echoed;
+    r->totals.echoed += c->echoed;
     free(c);
 }
 
@@ -220,20 +220,20 @@ static void accept_batch(struct reactor *r)
         if (fd < 0) {
             if (net_accept_error_is_exhaustion(-fd)) {
                 /* Keep serving what we have; try again after a pause. */
-                r->pauses++;
+                r->totals.pauses++;
                 listen_in(r, false);
                 r->accept_resume_ns = clock_now_ns() + ACCEPT_PAUSE_NS;
             }
             return; /* EAGAIN: another reactor took it, or nothing left */
         }
-        r->accepted++;
+        r->totals.accepted++;
         struct conn *c = calloc(1, sizeof *c);
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                                  .data.ptr = c};
         if (!c || epoll_ctl(r->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
             close(fd);
             free(c);
-            r->shed++;
+            r->totals.shed++;
             continue;
         }
         c->fd = fd;
@@ -288,13 +288,8 @@ static void reactor_destroy(struct reactor *r)
         close(r->ep);
     if (r->index > 0 && r->listen_fd >= 0)
         close(r->listen_fd);
-    struct server_stats *st = r->srv->stats;
-    server_count(&st->connections, r->accepted);
-    server_count(&st->bytes_echoed, r->echoed);
-    server_count(&st->shed, r->shed);
-    server_count(&st->accept_pauses, r->pauses);
-    if (r->index < SERVER_STATS_THREADS)
-        server_count(&st->per_thread[r->index], r->accepted);
+    r->totals.served = r->totals.accepted;
+    server_add_thread_totals(r->srv, r->index, &r->totals);
 }
 
 static int reactor_init(struct reactor *r, struct server *srv, unsigned index)

@@ -120,6 +120,18 @@ int server_fail(struct server *srv, const char *call, int err)
     return err;
 }
 
+void server_add_thread_totals(struct server *srv, unsigned index,
+                              const struct server_thread_totals *t)
+{
+    struct server_stats *st = srv->stats;
+    server_count(&st->connections, t->accepted);
+    server_count(&st->bytes_echoed, t->echoed);
+    server_count(&st->shed, t->shed);
+    server_count(&st->accept_pauses, t->pauses);
+    if (index < SERVER_STATS_THREADS)
+        server_count(&st->per_thread[index], t->served);
+}
+
 unsigned server_cpu_count(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -175,6 +175,19 @@ static inline void server_count(_Atomic uint64_t *counter, uint64_t n)
     atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
 }
 
+/* What one thread of an event-loop model counted locally (no atomics while serving). */
+struct server_thread_totals {
+    uint64_t accepted;  /* connections it accepted */
+    uint64_t served;    /* connections it served (accepted here, or handed to it) */
+    uint64_t echoed;    /* bytes */
+    uint64_t shed;
+    uint64_t pauses;    /* accept pauses */
+};
+
+/* Adds a thread's totals to the stats once it has finished, `served` as thread `index`. */
+void server_add_thread_totals(struct server *srv, unsigned index,
+                              const struct server_thread_totals *t);
+
 /* The number of online CPUs (at least 1). */
 unsigned server_cpu_count(void);
 

@@ -139,7 +139,7 @@ struct uring_loop {
     struct conn conns;              /* list head */
     struct conn *starved;           /* connections waiting for buffers */
     bool stopping;
-    uint64_t accepted, adopted, echoed, shed, pauses;
+    struct server_thread_totals totals;
     const char *setup_mode;
     pthread_t tid;
     int error;
@@ -235,7 +235,7 @@ static void conn_retire(struct uring_loop *l, struct conn *c)
     c->prev->next = c->next;
     c->next->prev = c->prev;
     close(c->fd);
-    l->echoed += c->echoed;
+    l->totals.echoed += c->echoed;
     free(c);
 }
 
@@ -245,10 +245,10 @@ static void adopt(struct uring_loop *l, int fd)
     struct conn *c = calloc(1, sizeof *c);
     if (!c) {
         close(fd);
-        l->shed++;
+        l->totals.shed++;
         return;
     }
-    l->adopted++;
+    l->totals.served++;
     c->fd = fd;
     c->head = c->tail = NO_BUF;
     c->next = l->conns.next;
@@ -275,7 +275,7 @@ static void dispatch(struct uring_loop *l, int fd)
 static void on_accept(struct uring_loop *l, struct io_uring_cqe *cqe)
 {
     if (cqe->res >= 0) {
-        l->accepted++;
+        l->totals.accepted++;
         net_set_nodelay(cqe->res);
         dispatch(l, cqe->res);
     }
@@ -284,7 +284,7 @@ static void on_accept(struct uring_loop *l, struct io_uring_cqe *cqe)
     if (cqe->res < 0 && net_accept_error_is_exhaustion(-cqe->res)) {
         /* Out of descriptors: keep serving, and accept again after a pause. */
         static struct __kernel_timespec pause = {.tv_nsec = ACCEPT_PAUSE_NS};
-        l->pauses++;
+        l->totals.pauses++;
         struct io_uring_sqe *sqe = get_sqe(l);
         io_uring_prep_timeout(sqe, &pause, 0, 0);
         io_uring_sqe_set_data64(sqe, OP_PAUSE);
@@ -497,7 +497,7 @@ static void loop_destroy(struct uring_loop *l)
         c->prev->next = c->next;
         c->next->prev = c->prev;
         close(c->fd);
-        l->echoed += c->echoed;
+        l->totals.echoed += c->echoed;
         free(c);
     }
     if (l->ring_ready)
@@ -505,13 +505,7 @@ static void loop_destroy(struct uring_loop *l)
     if (l->br)
         munmap(l->br, l->br_size);
     free(l->bufs);
-    struct server_stats *st = l->srv->stats;
-    server_count(&st->connections, l->accepted);
-    server_count(&st->bytes_echoed, l->echoed);
-    server_count(&st->shed, l->shed);
-    server_count(&st->accept_pauses, l->pauses);
-    if (l->index < SERVER_STATS_THREADS)
-        server_count(&st->per_thread[l->index], l->adopted);
+    server_add_thread_totals(l->srv, l->index, &l->totals);
 }
 
 static void *loop_thread(void *p)

@@ -62,30 +62,29 @@ expect_usage_error "needs a value" --model thread --port
 expect_usage_error "unexpected argument 'extra'" --model thread extra
 expect_usage_error "--host" --model thread --host no-such-host.invalid
 
-# A port in use: a clear message and exit 1.
-"$server" --model sequential --port 0 >"$tmp/first" 2>/dev/null &
-pid=$!
-for _ in $(seq 100); do [ -s "$tmp/first" ] && break; sleep 0.05; done
-port=$(sed -E 's/^listening on .*:([0-9]+) model=.*/\1/' "$tmp/first")
-timeout 10 "$server" --model sequential --port "$port" >/dev/null 2>"$tmp/err"
-rc=$?
-check "a port in use exits 1 (got $rc)" "$([ $rc -eq 1 ]; echo $?)"
-check "a port in use says so: '$(cat "$tmp/err")'" "$(grep -qi "in use" "$tmp/err"; echo $?)"
-# Models with a listener per thread bind with SO_REUSEPORT; a port in use must still be an error,
-# whoever holds it.
-timeout 10 "$server" --model epoll --port "$port" >/dev/null 2>"$tmp/err"
-rc=$?
-check "a port in use exits 1 for a SO_REUSEPORT model too (got $rc)" "$([ $rc -eq 1 ]; echo $?)"
+# A port in use: a clear message and exit 1 - also for models that bind with SO_REUSEPORT (a
+# listener per thread), whoever holds the port.
+hold_port() { # model args...: starts a server on a free port; sets pid and port
+    "$server" --port 0 "$@" >"$tmp/first" 2>/dev/null &
+    pid=$!
+    for _ in $(seq 100); do [ -s "$tmp/first" ] && break; sleep 0.05; done
+    port=$(sed -E 's/^listening on .*:([0-9]+) model=.*/\1/' "$tmp/first")
+}
+expect_in_use() { # model
+    timeout 10 "$server" --model "$1" --port "$port" >/dev/null 2>"$tmp/err"
+    local rc=$?
+    check "$1 on a port in use exits 1 (got $rc)" "$([ $rc -eq 1 ]; echo $?)"
+    check "$1 on a port in use says so: '$(cat "$tmp/err")'" "$(grep -qi "in use" "$tmp/err"; echo $?)"
+}
+hold_port --model sequential
+expect_in_use sequential
+expect_in_use epoll
 kill -TERM $pid
 wait $pid
 check "SIGTERM on an idle server exits 0" $?
-"$server" --model epoll --threads 2 --port 0 >"$tmp/first" 2>/dev/null &
-pid=$!
-for _ in $(seq 100); do [ -s "$tmp/first" ] && break; sleep 0.05; done
-port=$(sed -E 's/^listening on .*:([0-9]+) model=.*/\1/' "$tmp/first")
-timeout 10 "$server" --model epoll --port "$port" >/dev/null 2>"$tmp/err"
-rc=$?
-check "a port held by a SO_REUSEPORT server is in use (got $rc)" "$([ $rc -eq 1 ]; echo $?)"
+hold_port --model epoll --threads 2
+expect_in_use epoll
+expect_in_use sequential
 kill -TERM $pid
 wait $pid
 pid=
