@@ -57,6 +57,8 @@ static void usage(FILE *out)
 "      --arrival A       uniform (default) or poisson inter-arrival times\n"
 "\n"
 "Connections:\n"
+"      --idle            open the connections and hold them without sending anything\n"
+"                        (to measure what idle connections cost a server)\n"
 "      --reconnect N     close and reconnect after N messages per connection\n"
 "                        (1 = connect per request); connect latency is reported too\n"
 "      --timeout T       a connection with no echo for T is counted and closed; also\n"
@@ -64,9 +66,14 @@ static void usage(FILE *out)
 "\n"
 "Measurement and output:\n"
 "      --cpus LIST       pin thread i to the i-th CPU of LIST, e.g. 1 or 0,2-3\n"
+"      --busy-poll       never sleep while the load runs: poll the sockets and the clock.\n"
+"                        Cheaper per message and exact open-loop timing, but each thread\n"
+"                        takes a whole CPU: use with --cpus on CPUs the server does not use\n"
 "      --interval T      print a progress line every T on stderr\n"
 "      --json FILE       write every figure, the configuration and the environment\n"
 "      --hgrm FILE       write the latency distribution (HdrHistogram format, microseconds)\n"
+"      --server-pid PID  also measure the CPU time of the server (PID and its threads and\n"
+"                        child processes) during the window: CPU per request\n"
 "  -q, --quiet           no summary on stdout (warnings still go to stderr)\n"
 "      --env             print the environment record as JSON and exit\n"
 "  -h, --help            show this help\n"
@@ -88,7 +95,7 @@ static void write_env_json(void)
 static void parse_args(int argc, char **argv, struct lg_config *cfg)
 {
     enum { OPT_WARMUP = 256, OPT_PIPELINE, OPT_ARRIVAL, OPT_RECONNECT, OPT_TIMEOUT, OPT_CPUS,
-           OPT_INTERVAL, OPT_JSON, OPT_HGRM, OPT_ENV };
+           OPT_INTERVAL, OPT_JSON, OPT_HGRM, OPT_ENV, OPT_SERVER_PID, OPT_BUSY_POLL, OPT_IDLE };
     static const struct option longopts[] = {
         {"host", required_argument, NULL, 'H'},
         {"port", required_argument, NULL, 'p'},
@@ -106,6 +113,9 @@ static void parse_args(int argc, char **argv, struct lg_config *cfg)
         {"interval", required_argument, NULL, OPT_INTERVAL},
         {"json", required_argument, NULL, OPT_JSON},
         {"hgrm", required_argument, NULL, OPT_HGRM},
+        {"server-pid", required_argument, NULL, OPT_SERVER_PID},
+        {"busy-poll", no_argument, NULL, OPT_BUSY_POLL},
+        {"idle", no_argument, NULL, OPT_IDLE},
         {"quiet", no_argument, NULL, 'q'},
         {"env", no_argument, NULL, OPT_ENV},
         {"help", no_argument, NULL, 'h'},
@@ -166,6 +176,13 @@ static void parse_args(int argc, char **argv, struct lg_config *cfg)
         case OPT_INTERVAL: cfg->interval_ns = cli_duration("--interval", optarg, 10 * NS_PER_MS); break;
         case OPT_JSON: cfg->json_path = optarg; break;
         case OPT_HGRM: cfg->hgrm_path = optarg; break;
+        case OPT_BUSY_POLL: cfg->busy_poll = true; break;
+        case OPT_IDLE: cfg->idle = true; break;
+        case OPT_SERVER_PID:
+            cfg->server_pid = (pid_t)cli_uint("--server-pid", optarg, 1, INT32_MAX);
+            if (kill(cfg->server_pid, 0) != 0 && errno == ESRCH)
+                cli_usage_error("--server-pid: no process %ld", (long)cfg->server_pid);
+            break;
         case 'q': cfg->quiet = true; break;
         case OPT_ENV: write_env_json(); exit(0);
         case 'h': usage(stdout); exit(0);
@@ -183,6 +200,8 @@ static void parse_args(int argc, char **argv, struct lg_config *cfg)
                     cfg->threads);
     if (have_arrival && cfg->rate == 0)
         cli_usage_error("--arrival needs --rate");
+    if (cfg->idle && (cfg->rate > 0 || cfg->reconnect))
+        cli_usage_error("--idle sends nothing: it does not go with --rate or --reconnect");
     if (net_resolve(cfg->host, cfg->port, &cfg->addr) < 0)
         cli_usage_error("--host: cannot resolve '%s'", cfg->host);
     long cpus = sysconf(_SC_NPROCESSORS_CONF);

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "hist.h"
 #include "net.h"
@@ -42,6 +43,9 @@ struct lg_config {
     const char *json_path;
     const char *hgrm_path;
     bool quiet;
+    pid_t server_pid;     /* 0 = not given: the server's CPU is not measured */
+    bool busy_poll;       /* never sleep while the load runs */
+    bool idle;            /* open the connections and send nothing */
 };
 
 /* Kinds of errors, each counted separately. */
@@ -70,10 +74,16 @@ struct lg_result {
     uint64_t mismatched_bytes;
     uint64_t errors[LG_ERR_KINDS];
     uint64_t connects;        /* connections established inside the window */
+    uint64_t open_at_end;     /* connections open when the window ended */
     struct hist latency;      /* ns, messages started (or scheduled) inside the window */
     struct hist connect_latency; /* ns, connect() to established */
     uint64_t cpu_ns;          /* the worker thread's CPU time inside the window */
+    uint64_t idle_ns;         /* time inside the window spent waiting for something to do */
     int cpu;                  /* the CPU it was pinned to, or -1 */
+    /* --server-pid: CPU time of the server's process tree inside the window (worker 0 reads
+     * it at both edges); server_cpu_ok is false if it could not be read. */
+    uint64_t server_cpu_ns;
+    bool server_cpu_ok;
 };
 
 int lg_result_init(struct lg_result *r);
@@ -129,7 +139,8 @@ struct lg_run {
     uint64_t window_ns;           /* the measurement window actually run */
     bool interrupted;             /* Ctrl-C ended it early */
     bool saturated;
-    double max_utilization;       /* busiest thread (or pinned CPU) during the window */
+    double max_busy;              /* busiest thread (or pinned CPU): share of the window spent
+                                     working, not waiting */
 };
 
 /* Fills in saturation from the per-thread CPU times. */

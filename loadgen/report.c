@@ -51,7 +51,11 @@ void lg_result_add(struct lg_result *dst, const struct lg_result *src)
     for (int k = 0; k < LG_ERR_KINDS; k++)
         dst->errors[k] += src->errors[k];
     dst->connects += src->connects;
+    dst->open_at_end += src->open_at_end;
     dst->cpu_ns += src->cpu_ns;
+    dst->idle_ns += src->idle_ns;
+    dst->server_cpu_ns += src->server_cpu_ns;
+    dst->server_cpu_ok |= src->server_cpu_ok;
     hist_add(&dst->latency, &src->latency);
     hist_add(&dst->connect_latency, &src->connect_latency);
 }
@@ -74,6 +78,17 @@ static double per_second(uint64_t count, uint64_t window_ns)
     return window_ns ? (double)count / seconds(window_ns) : 0;
 }
 
+/* The share of the window a thread spent working rather than waiting for events or for the
+ * next scheduled message. (Not its CPU time: with --busy-poll that is always 100%, and a thread
+ * preempted by the server is starved even though its CPU time is low.) */
+static double busy_fraction(const struct lg_run *run, const struct lg_result *t)
+{
+    if (run->window_ns == 0)
+        return 0;
+    double idle = (double)t->idle_ns / (double)run->window_ns;
+    return idle < 1 ? 1 - idle : 0;
+}
+
 void lg_assess_saturation(struct lg_run *run)
 {
     const struct lg_config *cfg = run->cfg;
@@ -81,15 +96,14 @@ void lg_assess_saturation(struct lg_run *run)
     for (unsigned i = 0; i < cfg->threads; i++) {
         const struct lg_result *t = &run->per_thread[i];
         /* Threads pinned to the same CPU share it: add them up. */
-        double busy = (double)t->cpu_ns;
+        double busy = busy_fraction(run, t);
         for (unsigned j = 0; t->cpu >= 0 && j < cfg->threads; j++)
             if (j != i && run->per_thread[j].cpu == t->cpu)
-                busy += (double)run->per_thread[j].cpu_ns;
-        double util = run->window_ns ? busy / (double)run->window_ns : 0;
-        if (util > worst)
-            worst = util;
+                busy += busy_fraction(run, &run->per_thread[j]);
+        if (busy > worst)
+            worst = busy;
     }
-    run->max_utilization = worst;
+    run->max_busy = worst;
     run->saturated = worst >= SATURATION_THRESHOLD;
 }
 
@@ -116,8 +130,8 @@ static void for_each_warning(const struct lg_run *run, void (*emit)(void *, cons
     }
     if (run->saturated) {
         snprintf(line, sizeof line,
-                 "results limited by the load generator: a thread was %.0f%% busy "
-                 "(add threads or CPUs with -t/--cpus)", 100 * run->max_utilization);
+                 "results limited by the load generator: a thread was busy %.0f%% of the "
+                 "window (add threads or CPUs with -t/--cpus)", 100 * run->max_busy);
         emit(arg, line);
     }
     if (run->cfg->rate > 0 && achieved_ratio(run) < RATE_SHORTFALL) {
@@ -137,6 +151,11 @@ static void for_each_warning(const struct lg_run *run, void (*emit)(void *, cons
     if (t->latency.clamped) {
         snprintf(line, sizeof line, "%" PRIu64 " latencies above the histogram's range",
                  t->latency.clamped);
+        emit(arg, line);
+    }
+    if (run->cfg->server_pid && !t->server_cpu_ok) {
+        snprintf(line, sizeof line, "could not read the CPU time of server process %ld",
+                 (long)run->cfg->server_pid);
         emit(arg, line);
     }
     if (run->interrupted) {
@@ -187,9 +206,14 @@ void lg_print_summary(const struct lg_run *run, FILE *out)
         fprintf(out, "closed loop");
     if (cfg->reconnect)
         fprintf(out, ", reconnect every %" PRIu64, cfg->reconnect);
+    if (cfg->idle)
+        fprintf(out, ", idle (no messages)");
     fprintf(out, ", %.1f s after %.1f s warm-up\n", seconds(run->window_ns),
             seconds(cfg->warmup_ns));
 
+    if (cfg->idle)
+        fprintf(out, "  connections  %" PRIu64 " of %u open at the end of the window\n",
+                t->open_at_end, cfg->connections);
     fprintf(out, "  requests     %" PRIu64 " in %.2f s: %.1f req/s, %.2f MB/s echoed\n",
             t->requests, seconds(run->window_ns), per_second(t->requests, run->window_ns),
             per_second(t->bytes, run->window_ns) / 1e6);
@@ -212,16 +236,22 @@ void lg_print_summary(const struct lg_run *run, FILE *out)
         }
     if (t->mismatched_bytes)
         fprintf(out, " (%" PRIu64 " bytes differed)", t->mismatched_bytes);
-    fprintf(out, "\n  loadgen CPU  ");
+    fprintf(out, "\n  loadgen      %.2f us CPU per request; ",
+            t->requests ? (double)t->cpu_ns / 1e3 / (double)t->requests : 0);
     for (unsigned i = 0; i < cfg->threads; i++) {
         const struct lg_result *r = &run->per_thread[i];
         double util = run->window_ns ? (double)r->cpu_ns / (double)run->window_ns : 0;
-        fprintf(out, "%sthread %u %.0f%%", i ? ", " : "", i, 100 * util);
+        fprintf(out, "%sthread %u: %.0f%% CPU, %.0f%% busy", i ? "; " : "", i, 100 * util,
+                100 * busy_fraction(run, r));
         if (r->cpu >= 0)
-            fprintf(out, " (cpu %d)", r->cpu);
+            fprintf(out, " on cpu %d", r->cpu);
     }
     fprintf(out, "%s\n", run->saturated ? ": SATURATED, results limited by the load generator"
                                         : ": not saturated");
+    if (cfg->server_pid && t->server_cpu_ok)
+        fprintf(out, "  server CPU   %.2f s (%.0f%% of one CPU), %.2f us per request\n",
+                seconds(t->server_cpu_ns), 100.0 * (double)t->server_cpu_ns / (double)run->window_ns,
+                t->requests ? (double)t->server_cpu_ns / 1e3 / (double)t->requests : 0);
 }
 
 /* --- JSON ------------------------------------------------------------------------------------ */
@@ -272,12 +302,18 @@ static void json_config(struct json *j, const struct lg_config *cfg)
         json_null(j, "arrival");
     }
     json_uint(j, "reconnect", cfg->reconnect);
+    json_bool(j, "idle", cfg->idle);
     json_double(j, "timeout_s", seconds(cfg->timeout_ns));
     json_array_begin(j, "cpus");
     for (int i = 0; i < cfg->ncpus; i++)
         json_int(j, NULL, cfg->cpus[i]);
     json_array_end(j);
     json_double(j, "interval_s", seconds(cfg->interval_ns));
+    json_bool(j, "busy_poll", cfg->busy_poll);
+    if (cfg->server_pid)
+        json_int(j, "server_pid", cfg->server_pid);
+    else
+        json_null(j, "server_pid");
     json_object_end(j);
 }
 
@@ -317,6 +353,7 @@ int lg_write_json(const struct lg_run *run, const char *path)
     json_uint(&j, "unsent", t->unsent);
     json_uint(&j, "incomplete", t->incomplete);
     json_uint(&j, "connections_made", t->connects);
+    json_uint(&j, "connections_open", t->open_at_end);
     if (cfg->rate > 0) {
         json_object_begin(&j, "open_loop");
         json_double(&j, "requested_rate", cfg->rate);
@@ -329,9 +366,10 @@ int lg_write_json(const struct lg_run *run, const char *path)
     }
     json_object_begin(&j, "loadgen_cpu");
     json_double(&j, "total_seconds", seconds(t->cpu_ns));
-    json_double(&j, "max_utilization", run->max_utilization);
     json_double(&j, "us_per_request",
                 t->requests ? (double)t->cpu_ns / 1e3 / (double)t->requests : 0);
+    json_double(&j, "max_busy", run->max_busy);
+    json_bool(&j, "busy_poll", cfg->busy_poll);
     json_array_begin(&j, "threads");
     for (unsigned i = 0; i < cfg->threads; i++) {
         const struct lg_result *r = &run->per_thread[i];
@@ -342,13 +380,25 @@ int lg_write_json(const struct lg_run *run, const char *path)
         else
             json_null(&j, "cpu");
         json_double(&j, "cpu_seconds", seconds(r->cpu_ns));
-        json_double(&j, "utilization",
+        json_double(&j, "cpu_utilization",
                     run->window_ns ? (double)r->cpu_ns / (double)run->window_ns : 0);
+        json_double(&j, "busy", busy_fraction(run, r));
         json_object_end(&j);
     }
     json_array_end(&j);
     json_object_end(&j);
     json_bool(&j, "saturated", run->saturated);
+    if (cfg->server_pid && t->server_cpu_ok) {
+        json_object_begin(&j, "server_cpu");
+        json_int(&j, "pid", cfg->server_pid);
+        json_double(&j, "seconds", seconds(t->server_cpu_ns));
+        json_double(&j, "utilization", (double)t->server_cpu_ns / (double)run->window_ns);
+        json_double(&j, "us_per_request",
+                    t->requests ? (double)t->server_cpu_ns / 1e3 / (double)t->requests : 0);
+        json_object_end(&j);
+    } else {
+        json_null(&j, "server_cpu");
+    }
     json_bool(&j, "interrupted", run->interrupted);
     json_array_begin(&j, "warnings");
     for_each_warning(run, json_warning, &j);

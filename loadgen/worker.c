@@ -26,6 +26,7 @@
 
 #include "clock.h"
 #include "loadgen.h"
+#include "procstat.h"
 
 #define RX_BUF_SIZE 65536
 #define MAX_EVENTS 256
@@ -68,6 +69,7 @@ struct worker {
     uint8_t *rx;
     enum phase phase;
     uint64_t t0, window_start, window_end, drain_end, next_tick, cpu_at_start;
+    uint64_t server_cpu_at_start;
     uint64_t outstanding;   /* messages issued or queued and not completed */
     bool open_loop;
     /* open loop */
@@ -217,6 +219,12 @@ static bool issuing(const struct worker *wk)
     return wk->phase == PHASE_WARMUP || wk->phase == PHASE_MEASURE;
 }
 
+/* Whether connections carry messages at all (not with --idle). */
+static bool sending(const struct worker *wk)
+{
+    return issuing(wk) && !wk->cfg->idle;
+}
+
 static void fail_conn(struct worker *wk, struct conn *c, int err, uint64_t now)
 {
     count_error(wk, err == -ECONNRESET ? LG_ERR_RESET : err == -EPIPE ? LG_ERR_RESET
@@ -227,7 +235,7 @@ static void fail_conn(struct worker *wk, struct conn *c, int err, uint64_t now)
 /* Closed loop: top the connection up to --pipeline messages, all starting now. */
 static void closed_loop_refill(struct worker *wk, struct conn *c, uint64_t now)
 {
-    if (!issuing(wk))
+    if (!sending(wk))
         return;
     uint32_t added = 0;
     while (c->in_flight < wk->cfg->pipeline) {
@@ -526,6 +534,15 @@ static void start_phase(struct worker *wk, uint64_t now)
     }
 }
 
+/* --server-pid: worker 0 reads the server tree's CPU time at the edges of the window. Off the
+ * hot path: twice per run. */
+static bool sample_server_cpu(struct worker *wk, uint64_t *ns)
+{
+    if (!wk->cfg->server_pid || wk->w->index != 0)
+        return false;
+    return procstat_tree_cpu_ns(wk->cfg->server_pid, ns) == 0;
+}
+
 static void update_phase(struct worker *wk, uint64_t now)
 {
     uint64_t stop_at = atomic_load_explicit(&wk->w->shared->stop_at_ns, memory_order_relaxed);
@@ -534,10 +551,18 @@ static void update_phase(struct worker *wk, uint64_t now)
     if (wk->phase == PHASE_WARMUP && now >= wk->window_start) {
         wk->phase = PHASE_MEASURE;
         wk->cpu_at_start = clock_thread_cpu_ns();
+        sample_server_cpu(wk, &wk->server_cpu_at_start);
     }
     if (wk->phase == PHASE_MEASURE && now >= wk->window_end) {
         wk->phase = PHASE_DRAIN;
+        for (unsigned i = 0; i < wk->w->nconns; i++)
+            wk->res->open_at_end += wk->conns[i].state == CONN_OPEN;
         wk->res->cpu_ns = clock_thread_cpu_ns() - wk->cpu_at_start;
+        uint64_t server_end;
+        if (sample_server_cpu(wk, &server_end) && wk->server_cpu_at_start) {
+            wk->res->server_cpu_ns = server_end - wk->server_cpu_at_start;
+            wk->res->server_cpu_ok = true;
+        }
         wk->drain_end = now + wk->cfg->timeout_ns;
     }
     if (wk->phase == PHASE_WARMUP && now >= wk->window_end)
@@ -568,13 +593,25 @@ static uint64_t next_wakeup(const struct worker *wk)
     return t;
 }
 
+/* Waits for socket events until `until`. The time spent waiting is idle time: what is left of
+ * the window is the thread's busy time, the measure of saturation. With --busy-poll the thread
+ * never sleeps: it polls without blocking until something happens or the time comes. */
 static int wait_events(struct worker *wk, struct epoll_event *events, uint64_t until)
 {
-    uint64_t now = clock_now_ns();
-    uint64_t wait = until > now ? until - now : 0;
-    struct timespec ts = {.tv_sec = (time_t)(wait / NS_PER_SEC),
-                          .tv_nsec = (long)(wait % NS_PER_SEC)};
-    int n = epoll_pwait2(wk->ep, events, MAX_EVENTS, &ts, NULL);
+    uint64_t start = clock_now_ns(), now = start;
+    int n;
+    if (wk->cfg->busy_poll) {
+        while ((n = epoll_wait(wk->ep, events, MAX_EVENTS, 0)) == 0 && now < until)
+            now = clock_now_ns();
+    } else {
+        uint64_t wait = until > now ? until - now : 0;
+        struct timespec ts = {.tv_sec = (time_t)(wait / NS_PER_SEC),
+                              .tv_nsec = (long)(wait % NS_PER_SEC)};
+        n = epoll_pwait2(wk->ep, events, MAX_EVENTS, &ts, NULL);
+        now = clock_now_ns();
+    }
+    if (wk->phase == PHASE_MEASURE)
+        wk->res->idle_ns += now - start;
     if (n < 0 && errno == EINTR)
         return 0;
     return n < 0 ? -errno : n;

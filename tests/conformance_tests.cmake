@@ -30,6 +30,12 @@ foreach(mline IN LISTS model_lines)
            "${FAKE_SERVER}" ${model})
   set_tests_properties(loadgen.model.${model} PROPERTIES
     TIMEOUT 60 SKIP_RETURN_CODE 77 LABELS "loadgen;model-${model};kind-${kind}")
+  if(kind STREQUAL "event-loop")
+    add_test(loadgen.scale.${model} bash "${LOADGEN_TEST}" scale "${LOADGEN}" "${SERVER}"
+             "${FAKE_SERVER}" ${model})
+    set_tests_properties(loadgen.scale.${model} PROPERTIES
+      TIMEOUT 90 SKIP_RETURN_CODE 77 LABELS "loadgen;model-${model};kind-${kind}")
+  endif()
   foreach(cline IN LISTS case_lines)
     if(NOT cline MATCHES "^([a-z0-9_]+) (all|concurrent|threads)$")
       continue()

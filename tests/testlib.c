@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "net.h"
+#include "procstat.h"
 
 char test_error[512];
 
@@ -188,129 +189,72 @@ void server_stderr(const struct server_proc *sp, char *buf, size_t len)
     close(fd);
 }
 
-/* --- /proc --------------------------------------------------------------------------------- */
-
-/* Parses /proc/PID/stat: state, ppid, pgrp, utime, stime. Returns 0 or -1. */
-static int read_stat(pid_t pid, char *state, pid_t *ppid, pid_t *pgrp, double *cpu_s)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')'); /* the command name may contain anything */
-    if (!p)
-        return -1;
-    char st;
-    long pp, pg;
-    unsigned long ut, stime;
-    if (sscanf(p + 2, "%c %ld %ld %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &st, &pp, &pg, &ut,
-               &stime) != 5)
-        return -1;
-    if (state) *state = st;
-    if (ppid) *ppid = (pid_t)pp;
-    if (pgrp) *pgrp = (pid_t)pg;
-    if (cpu_s) *cpu_s = (double)(ut + stime) / (double)sysconf(_SC_CLK_TCK);
-    return 0;
-}
-
-/* Calls fn for every process in /proc; stops early when fn returns non-zero. */
-static void for_each_pid(int (*fn)(pid_t pid, void *arg), void *arg)
-{
-    DIR *d = opendir("/proc");
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char *end;
-        long pid = strtol(e->d_name, &end, 10);
-        if (*end == '\0' && pid > 0 && fn((pid_t)pid, arg))
-            break;
-    }
-    closedir(d);
-}
+/* --- /proc (through common/procstat) ----------------------------------------------------- */
 
 struct pid_filter {
-    pid_t match;
-    int by_group; /* 0: children of match, 1: members of group match, 2: zombie children */
     pid_t *out;
     int max, count;
+    bool zombies_only;
 };
 
-static int collect(pid_t pid, void *arg)
+static void collect(pid_t pid, const struct procstat *ps, void *arg)
 {
     struct pid_filter *f = arg;
-    char state;
-    pid_t ppid, pgrp;
-    if (read_stat(pid, &state, &ppid, &pgrp, NULL) != 0)
-        return 0;
-    bool hit = f->by_group == 1 ? (pgrp == f->match && state != 'Z')
-             : f->by_group == 2 ? (ppid == f->match && state == 'Z')
-                                : ppid == f->match;
-    if (hit) {
-        if (f->count < f->max && f->out)
-            f->out[f->count] = pid;
-        f->count++;
-    }
-    return 0;
+    if (f->zombies_only && ps->state != 'Z')
+        return;
+    if (f->count < f->max && f->out)
+        f->out[f->count] = pid;
+    f->count++;
 }
 
 int proc_children(pid_t parent, pid_t *out, int max)
 {
-    struct pid_filter f = {.match = parent, .by_group = 0, .out = out, .max = max};
-    for_each_pid(collect, &f);
-    return f.count;
-}
-
-int proc_group_members(pid_t pgid, pid_t *out, int max)
-{
-    struct pid_filter f = {.match = pgid, .by_group = 1, .out = out, .max = max};
-    for_each_pid(collect, &f);
+    struct pid_filter f = {.out = out, .max = max};
+    procstat_children(parent, collect, &f);
     return f.count;
 }
 
 int proc_zombie_children(pid_t parent)
 {
-    struct pid_filter f = {.match = parent, .by_group = 2};
-    for_each_pid(collect, &f);
+    struct pid_filter f = {.zombies_only = true};
+    procstat_children(parent, collect, &f);
     return f.count;
 }
 
-static long rss_kib(pid_t pid)
+int proc_group_members(pid_t pgid, pid_t *out, int max)
 {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
-    FILE *f = fopen(path, "re");
-    if (!f)
+    int count = 0;
+    DIR *d = opendir("/proc");
+    if (!d)
         return 0;
-    long kib = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    return kib;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        struct procstat ps;
+        if (*end != '\0' || pid <= 0 || procstat_read((pid_t)pid, &ps) != 0)
+            continue;
+        if (ps.pgrp == pgid && ps.state != 'Z') {
+            if (count < max)
+                out[count] = (pid_t)pid;
+            count++;
+        }
+    }
+    closedir(d);
+    return count;
 }
 
 long proc_tree_rss_kib(pid_t pid)
 {
-    long total = rss_kib(pid);
-    pid_t kids[4096];
-    int n = proc_children(pid, kids, 4096);
-    for (int i = 0; i < n && i < 4096; i++)
-        total += proc_tree_rss_kib(kids[i]);
-    return total;
+    long kib = procstat_tree_rss_kib(pid);
+    return kib > 0 ? kib : 0;
 }
 
 double proc_cpu_seconds(pid_t pid)
 {
-    double s = 0;
-    read_stat(pid, NULL, NULL, NULL, &s);
-    return s;
+    uint64_t ns = 0;
+    procstat_tree_cpu_ns(pid, &ns);
+    return (double)ns / 1e9;
 }
 
 /* --- client side --------------------------------------------------------------------------- */

@@ -54,7 +54,7 @@ int proc_children(pid_t parent, pid_t *out, int max);           /* direct childr
 int proc_group_members(pid_t pgid, pid_t *out, int max);        /* live processes in a group */
 int proc_zombie_children(pid_t parent);                         /* children in state Z */
 long proc_tree_rss_kib(pid_t pid);                               /* VmRSS of pid + descendants */
-double proc_cpu_seconds(pid_t pid);                             /* utime + stime */
+double proc_cpu_seconds(pid_t pid);                   /* utime + stime, descendants included */
 
 /* Client side. */
 int client_connect(const struct server_proc *sp, int timeout_ms); /* blocking fd or -errno */

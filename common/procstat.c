@@ -1,0 +1,207 @@
+#include "procstat.h"
+
+#include <dirent.h>
+#include <stdbool.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int procstat_read(pid_t pid, struct procstat *out)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return n < 0 ? -errno : -EIO;
+    buf[n] = '\0';
+    /* The command name is in parentheses and may contain anything, even ") ". */
+    const char *p = strrchr(buf, ')');
+    if (!p)
+        return -EIO;
+    long ppid, pgrp, threads;
+    unsigned long long ut, st;
+    long long cut, cst;
+    if (sscanf(p + 2, "%c %ld %ld %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %lld %lld %*d %*d %ld",
+               &out->state, &ppid, &pgrp, &ut, &st, &cut, &cst, &threads) != 8)
+        return -EIO;
+    out->ppid = (pid_t)ppid;
+    out->pgrp = (pid_t)pgrp;
+    out->utime = ut;
+    out->stime = st;
+    out->cutime = cut > 0 ? (uint64_t)cut : 0;
+    out->cstime = cst > 0 ? (uint64_t)cst : 0;
+    out->threads = threads;
+    return 0;
+}
+
+int procstat_children(pid_t parent, void (*fn)(pid_t, const struct procstat *, void *),
+                      void *arg)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return -errno;
+    int count = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        struct procstat ps;
+        if (*end != '\0' || pid <= 0 || procstat_read((pid_t)pid, &ps) != 0)
+            continue;
+        if (ps.ppid == parent) {
+            count++;
+            if (fn)
+                fn((pid_t)pid, &ps, arg);
+        }
+    }
+    closedir(d);
+    return count;
+}
+
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -errno;
+    long kib = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+/* Every process on the machine, read in one pass over /proc. */
+struct proc_entry {
+    pid_t pid, ppid;
+    uint64_t ticks; /* utime + stime + cutime + cstime */
+};
+
+static int snapshot(struct proc_entry **out, size_t *count)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return -errno;
+    size_t n = 0, cap = 256;
+    struct proc_entry *all = malloc(cap * sizeof *all);
+    struct dirent *e;
+    while (all && (e = readdir(d)) != NULL) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        struct procstat ps;
+        if (*end != '\0' || pid <= 0 || procstat_read((pid_t)pid, &ps) != 0)
+            continue;
+        if (n == cap) {
+            struct proc_entry *more = realloc(all, 2 * cap * sizeof *all);
+            if (!more) {
+                free(all);
+                all = NULL;
+                break;
+            }
+            all = more;
+            cap *= 2;
+        }
+        all[n++] = (struct proc_entry){(pid_t)pid, ps.ppid,
+                                       ps.utime + ps.stime + ps.cutime + ps.cstime};
+    }
+    closedir(d);
+    if (!all)
+        return -ENOMEM;
+    *out = all;
+    *count = n;
+    return 0;
+}
+
+static int by_pid(const void *a, const void *b)
+{
+    pid_t x = ((const struct proc_entry *)a)->pid, y = ((const struct proc_entry *)b)->pid;
+    return (x > y) - (x < y);
+}
+
+static ssize_t find_pid(const struct proc_entry *all, size_t n, pid_t pid)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (all[mid].pid == pid)
+            return (ssize_t)mid;
+        if (all[mid].pid < pid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+/* Sums CPU ticks (and, with want_rss, VmRSS) over root and its descendants. */
+static int walk_tree(pid_t root, uint64_t *ticks, long *rss, int want_rss)
+{
+    struct proc_entry *all = NULL;
+    size_t n = 0;
+    int err = snapshot(&all, &n);
+    if (err < 0)
+        return err;
+    /* Mark the tree: a pass marks every process whose parent is marked; repeat until nothing
+     * changes (server trees are two or three levels deep). Parents are found by binary search
+     * in the pid-sorted snapshot. */
+    qsort(all, n, sizeof *all, by_pid);
+    char *in = calloc(n, 1);
+    if (!in) {
+        free(all);
+        return -ENOMEM;
+    }
+    ssize_t r = find_pid(all, n, root);
+    if (r >= 0)
+        in[r] = 1;
+    for (bool grew = r >= 0; grew;) {
+        grew = false;
+        for (size_t i = 0; i < n; i++) {
+            if (in[i])
+                continue;
+            ssize_t parent = find_pid(all, n, all[i].ppid);
+            if (parent >= 0 && in[parent])
+                in[i] = 1, grew = true;
+        }
+    }
+    *ticks = 0;
+    *rss = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!in[i])
+            continue;
+        *ticks += all[i].ticks;
+        long kib = want_rss ? rss_kib(all[i].pid) : 0;
+        if (kib > 0)
+            *rss += kib;
+    }
+    free(in);
+    free(all);
+    return r >= 0 ? 0 : -ESRCH;
+}
+
+int procstat_tree_cpu_ns(pid_t root, uint64_t *ns)
+{
+    uint64_t ticks;
+    long rss;
+    int err = walk_tree(root, &ticks, &rss, 0);
+    if (err < 0)
+        return err;
+    *ns = ticks * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
+    return 0;
+}
+
+long procstat_tree_rss_kib(pid_t root)
+{
+    uint64_t ticks;
+    long rss;
+    int err = walk_tree(root, &ticks, &rss, 1);
+    return err < 0 ? err : rss;
+}

@@ -1,0 +1,1 @@
+"""Shared code of the benchmark scripts (scripts/bench, scripts/compare, bench/*)."""
