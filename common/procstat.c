@@ -41,8 +41,7 @@ int procstat_read(pid_t pid, struct procstat *out)
     return 0;
 }
 
-int procstat_children(pid_t parent, void (*fn)(pid_t, const struct procstat *, void *),
-                      void *arg)
+int procstat_each(void (*fn)(pid_t, const struct procstat *, void *), void *arg)
 {
     DIR *d = opendir("/proc");
     if (!d)
@@ -55,14 +54,36 @@ int procstat_children(pid_t parent, void (*fn)(pid_t, const struct procstat *, v
         struct procstat ps;
         if (*end != '\0' || pid <= 0 || procstat_read((pid_t)pid, &ps) != 0)
             continue;
-        if (ps.ppid == parent) {
-            count++;
-            if (fn)
-                fn((pid_t)pid, &ps, arg);
-        }
+        count++;
+        fn((pid_t)pid, &ps, arg);
     }
     closedir(d);
     return count;
+}
+
+struct children_of {
+    pid_t parent;
+    void (*fn)(pid_t, const struct procstat *, void *);
+    void *arg;
+    int count;
+};
+
+static void if_child(pid_t pid, const struct procstat *ps, void *arg)
+{
+    struct children_of *c = arg;
+    if (ps->ppid != c->parent)
+        return;
+    c->count++;
+    if (c->fn)
+        c->fn(pid, ps, c->arg);
+}
+
+int procstat_children(pid_t parent, void (*fn)(pid_t, const struct procstat *, void *),
+                      void *arg)
+{
+    struct children_of c = {.parent = parent, .fn = fn, .arg = arg};
+    int err = procstat_each(if_child, &c);
+    return err < 0 ? err : c.count;
 }
 
 static long rss_kib(pid_t pid)
@@ -86,38 +107,41 @@ struct proc_entry {
     uint64_t ticks; /* utime + stime + cutime + cstime */
 };
 
+struct snapshot {
+    struct proc_entry *all;
+    size_t n, cap;
+    bool failed;
+};
+
+static void add_entry(pid_t pid, const struct procstat *ps, void *arg)
+{
+    struct snapshot *sn = arg;
+    if (sn->failed)
+        return;
+    if (sn->n == sn->cap) {
+        size_t cap = sn->cap ? 2 * sn->cap : 256;
+        struct proc_entry *more = realloc(sn->all, cap * sizeof *more);
+        if (!more) {
+            sn->failed = true;
+            return;
+        }
+        sn->all = more;
+        sn->cap = cap;
+    }
+    sn->all[sn->n++] = (struct proc_entry){pid, ps->ppid,
+                                           ps->utime + ps->stime + ps->cutime + ps->cstime};
+}
+
 static int snapshot(struct proc_entry **out, size_t *count)
 {
-    DIR *d = opendir("/proc");
-    if (!d)
-        return -errno;
-    size_t n = 0, cap = 256;
-    struct proc_entry *all = malloc(cap * sizeof *all);
-    struct dirent *e;
-    while (all && (e = readdir(d)) != NULL) {
-        char *end;
-        long pid = strtol(e->d_name, &end, 10);
-        struct procstat ps;
-        if (*end != '\0' || pid <= 0 || procstat_read((pid_t)pid, &ps) != 0)
-            continue;
-        if (n == cap) {
-            struct proc_entry *more = realloc(all, 2 * cap * sizeof *all);
-            if (!more) {
-                free(all);
-                all = NULL;
-                break;
-            }
-            all = more;
-            cap *= 2;
-        }
-        all[n++] = (struct proc_entry){(pid_t)pid, ps.ppid,
-                                       ps.utime + ps.stime + ps.cutime + ps.cstime};
+    struct snapshot sn = {0};
+    int err = procstat_each(add_entry, &sn);
+    if (err < 0 || sn.failed) {
+        free(sn.all);
+        return err < 0 ? err : -ENOMEM;
     }
-    closedir(d);
-    if (!all)
-        return -ENOMEM;
-    *out = all;
-    *count = n;
+    *out = sn.all;
+    *count = sn.n;
     return 0;
 }
 

@@ -21,7 +21,11 @@ struct procstat {
 /* Reads /proc/PID/stat. Returns 0 or -errno (-ENOENT once the process is gone). */
 int procstat_read(pid_t pid, struct procstat *out);
 
-/* Calls fn(pid, stat, arg) for every process whose parent is `parent`. Returns how many. */
+/* Calls fn(pid, stat, arg) for every process on the machine. Returns how many, or -errno. */
+int procstat_each(void (*fn)(pid_t, const struct procstat *, void *), void *arg);
+
+/* Calls fn(pid, stat, arg) (fn may be NULL) for every process whose parent is `parent`.
+ * Returns how many, or -errno. */
 int procstat_children(pid_t parent, void (*fn)(pid_t, const struct procstat *, void *),
                       void *arg);
 

@@ -1,6 +1,5 @@
 #include "testlib.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -221,27 +220,23 @@ int proc_zombie_children(pid_t parent)
     return f.count;
 }
 
+struct group_filter {
+    pid_t pgid;
+    struct pid_filter f;
+};
+
+static void collect_group(pid_t pid, const struct procstat *ps, void *arg)
+{
+    struct group_filter *g = arg;
+    if (ps->pgrp == g->pgid && ps->state != 'Z')
+        collect(pid, ps, &g->f);
+}
+
 int proc_group_members(pid_t pgid, pid_t *out, int max)
 {
-    int count = 0;
-    DIR *d = opendir("/proc");
-    if (!d)
-        return 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char *end;
-        long pid = strtol(e->d_name, &end, 10);
-        struct procstat ps;
-        if (*end != '\0' || pid <= 0 || procstat_read((pid_t)pid, &ps) != 0)
-            continue;
-        if (ps.pgrp == pgid && ps.state != 'Z') {
-            if (count < max)
-                out[count] = (pid_t)pid;
-            count++;
-        }
-    }
-    closedir(d);
-    return count;
+    struct group_filter g = {.pgid = pgid, .f = {.out = out, .max = max}};
+    procstat_each(collect_group, &g);
+    return g.f.count;
 }
 
 long proc_tree_rss_kib(pid_t pid)
