@@ -104,8 +104,46 @@ static long rss_kib(pid_t pid)
 /* Every process on the machine, read in one pass over /proc. */
 struct proc_entry {
     pid_t pid, ppid;
-    uint64_t ticks; /* utime + stime + cutime + cstime */
+    uint64_t live_ticks;   /* utime + stime */
+    uint64_t reaped_ticks; /* cutime + cstime: children it has waited for */
 };
+
+/* The precise CPU time of a living process: the scheduler's runtime of each of its threads
+ * (/proc/PID/task/TID/schedstat, nanoseconds). utime and stime in /proc/PID/stat are derived
+ * from tick sampling, and for many processes running short slices - a fork server with hundreds
+ * of children - they miss much of it (measured: 1.2 s of 2.0 s busy). Returns 0 or -errno
+ * (no schedstat in this kernel, or the process is gone). */
+static int live_cpu_ns(pid_t pid, uint64_t *ns)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/task", (long)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -errno;
+    uint64_t total = 0;
+    int err = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char file[320];
+        snprintf(file, sizeof file, "/proc/%ld/task/%s/schedstat", (long)pid, e->d_name);
+        FILE *f = fopen(file, "re");
+        unsigned long long run = 0;
+        if (!f) {
+            if (errno != ENOENT) /* a thread that just ended is fine */
+                err = -errno;
+            continue;
+        }
+        if (fscanf(f, "%llu", &run) != 1)
+            err = -EIO;
+        fclose(f);
+        total += run;
+    }
+    closedir(d);
+    *ns = total;
+    return err;
+}
 
 struct snapshot {
     struct proc_entry *all;
@@ -128,8 +166,8 @@ static void add_entry(pid_t pid, const struct procstat *ps, void *arg)
         sn->all = more;
         sn->cap = cap;
     }
-    sn->all[sn->n++] = (struct proc_entry){pid, ps->ppid,
-                                           ps->utime + ps->stime + ps->cutime + ps->cstime};
+    sn->all[sn->n++] = (struct proc_entry){pid, ps->ppid, ps->utime + ps->stime,
+                                           ps->cutime + ps->cstime};
 }
 
 static int snapshot(struct proc_entry **out, size_t *count)
@@ -166,8 +204,8 @@ static ssize_t find_pid(const struct proc_entry *all, size_t n, pid_t pid)
     return -1;
 }
 
-/* Sums CPU ticks (and, with want_rss, VmRSS) over root and its descendants. */
-static int walk_tree(pid_t root, uint64_t *ticks, long *rss, int want_rss)
+/* Sums CPU time in ns (and, with want_rss, VmRSS) over root and its descendants. */
+static int walk_tree(pid_t root, uint64_t *cpu_ns, long *rss, int want_rss)
 {
     struct proc_entry *all = NULL;
     size_t n = 0;
@@ -196,12 +234,16 @@ static int walk_tree(pid_t root, uint64_t *ticks, long *rss, int want_rss)
                 in[i] = 1, grew = true;
         }
     }
-    *ticks = 0;
+    uint64_t tick_ns = 1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK);
+    *cpu_ns = 0;
     *rss = 0;
     for (size_t i = 0; i < n; i++) {
         if (!in[i])
             continue;
-        *ticks += all[i].ticks;
+        uint64_t live = 0;
+        if (live_cpu_ns(all[i].pid, &live) != 0)
+            live = all[i].live_ticks * tick_ns;
+        *cpu_ns += live + all[i].reaped_ticks * tick_ns;
         long kib = want_rss ? rss_kib(all[i].pid) : 0;
         if (kib > 0)
             *rss += kib;
@@ -213,19 +255,14 @@ static int walk_tree(pid_t root, uint64_t *ticks, long *rss, int want_rss)
 
 int procstat_tree_cpu_ns(pid_t root, uint64_t *ns)
 {
-    uint64_t ticks;
     long rss;
-    int err = walk_tree(root, &ticks, &rss, 0);
-    if (err < 0)
-        return err;
-    *ns = ticks * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
-    return 0;
+    return walk_tree(root, ns, &rss, 0);
 }
 
 long procstat_tree_rss_kib(pid_t root)
 {
-    uint64_t ticks;
+    uint64_t ns;
     long rss;
-    int err = walk_tree(root, &ticks, &rss, 1);
+    int err = walk_tree(root, &ns, &rss, 1);
     return err < 0 ? err : rss;
 }

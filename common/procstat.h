@@ -31,8 +31,9 @@ int procstat_children(pid_t parent, void (*fn)(pid_t, const struct procstat *, v
 
 /*
  * CPU time, in nanoseconds, of a process and all its descendants, living or exited-and-waited:
- * its own utime+stime, the cutime+cstime of children it has reaped, and the same for every
- * living descendant. The difference of two readings is the CPU the tree used in between, even if
+ * for every living process of the tree, the scheduler's runtime of each of its threads (exact;
+ * utime+stime in clock ticks where schedstat is missing), plus the cutime+cstime of the children
+ * each has reaped. The difference of two readings is the CPU the tree used in between, even if
  * child processes came and went. Returns 0 or -errno.
  */
 int procstat_tree_cpu_ns(pid_t root, uint64_t *ns);

@@ -93,6 +93,8 @@ void sysinfo_write_json(struct json *j, const char *key)
     json_sysctl(j, "net.core.somaxconn", "/proc/sys/net/core/somaxconn");
     json_sysctl(j, "net.ipv4.ip_local_port_range", "/proc/sys/net/ipv4/ip_local_port_range");
     json_sysctl(j, "net.ipv4.tcp_tw_reuse", "/proc/sys/net/ipv4/tcp_tw_reuse");
+    json_sysctl(j, "net.ipv4.tcp_congestion_control",
+                "/proc/sys/net/ipv4/tcp_congestion_control");
     json_sysctl(j, "net.core.busy_poll", "/proc/sys/net/core/busy_poll");
     json_sysctl(j, "kernel.io_uring_disabled", "/proc/sys/kernel/io_uring_disabled");
     json_sysctl(j, "clocksource", "/sys/devices/system/clocksource/clocksource0/current_clocksource");

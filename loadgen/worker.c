@@ -70,6 +70,7 @@ struct worker {
     enum phase phase;
     uint64_t t0, window_start, window_end, drain_end, next_tick, cpu_at_start;
     uint64_t server_cpu_at_start;
+    bool server_cpu_started;     /* server_cpu_at_start holds a reading (0 is a valid one) */
     uint64_t outstanding;   /* messages issued or queued and not completed */
     bool open_loop;
     /* open loop */
@@ -551,7 +552,7 @@ static void update_phase(struct worker *wk, uint64_t now)
     if (wk->phase == PHASE_WARMUP && now >= wk->window_start) {
         wk->phase = PHASE_MEASURE;
         wk->cpu_at_start = clock_thread_cpu_ns();
-        sample_server_cpu(wk, &wk->server_cpu_at_start);
+        wk->server_cpu_started = sample_server_cpu(wk, &wk->server_cpu_at_start);
     }
     if (wk->phase == PHASE_MEASURE && now >= wk->window_end) {
         wk->phase = PHASE_DRAIN;
@@ -559,7 +560,7 @@ static void update_phase(struct worker *wk, uint64_t now)
             wk->res->open_at_end += wk->conns[i].state == CONN_OPEN;
         wk->res->cpu_ns = clock_thread_cpu_ns() - wk->cpu_at_start;
         uint64_t server_end;
-        if (sample_server_cpu(wk, &server_end) && wk->server_cpu_at_start) {
+        if (sample_server_cpu(wk, &server_end) && wk->server_cpu_started) {
             wk->res->server_cpu_ns = server_end - wk->server_cpu_at_start;
             wk->res->server_cpu_ok = true;
         }

@@ -3,9 +3,8 @@
 import os
 
 
-def _children_map():
-    """{parent pid: [child pids]} for every process on the machine, in one pass over /proc."""
-    children = {}
+def processes():
+    """(pid, parent pid, state, command) of every process on the machine, from /proc."""
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -15,7 +14,14 @@ def _children_map():
         except OSError:
             continue
         fields = stat[stat.rfind(")") + 2:].split()
-        children.setdefault(int(fields[1]), []).append(int(name))
+        yield int(name), int(fields[1]), fields[0], stat[stat.find("(") + 1:stat.rfind(")")]
+
+
+def _children_map():
+    """{parent pid: [child pids]} for every process on the machine, in one pass over /proc."""
+    children = {}
+    for pid, ppid, _, _ in processes():
+        children.setdefault(ppid, []).append(pid)
     return children
 
 

@@ -1,0 +1,266 @@
+"""The plots of a run, drawn by gnuplot as PNG and SVG.
+
+Each plot is a gnuplot script plus its data files under plots/, so a reader can re-draw or
+restyle any of them (`gnuplot plots/throughput.gp`). Every model keeps one colour in every plot;
+cells a model could not serve are named under the plot, never silently dropped.
+"""
+
+import os
+import subprocess
+import sys
+
+from .results import aggregate
+
+# Distinct colours, assigned to models in registry order (one colour per model everywhere).
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+           "#17becf", "#7f7f7f", "#bcbd22", "#393b79", "#ad494a", "#637939", "#843c39"]
+
+WIDTH, HEIGHT = 900, 560
+
+
+def model_colors(model_names):
+    return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(model_names)}
+
+
+def _quote(text):
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _yformat(values):
+    """Large values with an SI prefix (200.0k, 1.5M), small ones as they are."""
+    big = max((v for v in values if v), default=0) >= 10000
+    return "set format y '%.1s%c'" if big else "set format y '%g'"
+
+
+def _spans_decades(values):
+    values = [v for v in values if v and v > 0]
+    return bool(values) and max(values) / min(values) >= 20
+
+
+class Plotter:
+    def __init__(self, run_dir, models, repeats):
+        self.dir = os.path.join(run_dir, "plots")
+        os.makedirs(self.dir, exist_ok=True)
+        self.models = models
+        self.colors = model_colors(models)
+        self.repeats = repeats
+        self.made = []   # (name, title) of every plot drawn
+        self.failed = []  # (name, error) of plots gnuplot could not draw
+
+    def _draw(self, name, title, lines):
+        """Writes name.gp and runs gnuplot for name.png and name.svg."""
+        gp = os.path.join(self.dir, name + ".gp")
+        body = "\n".join(lines)
+        with open(gp, "w") as f:
+            f.write("# Drawn by scripts/bench; run `gnuplot " + name + ".gp` in this folder "
+                    "to draw it again.\n")
+            f.write(f"set terminal pngcairo size {WIDTH},{HEIGHT} font 'Sans,10'\n")
+            f.write(f"set output '{name}.png'\n")
+            f.write("set termoption noenhanced\n")
+            f.write(body + "\n")
+            f.write(f"set terminal svg size {WIDTH},{HEIGHT} font 'Sans,10' dynamic\n")
+            f.write(f"set output '{name}.svg'\n")
+            f.write("replot\n")
+        proc = subprocess.run(["gnuplot", name + ".gp"], cwd=self.dir, capture_output=True,
+                              text=True)
+        if proc.returncode != 0:
+            # One broken plot must not cost the others or the report: say so and go on.
+            self.failed.append((name, proc.stderr.strip().splitlines()[-1:]))
+            print(f"bench: warning: gnuplot could not draw {gp}: {proc.stderr.strip()}",
+                  file=sys.stderr)
+            return
+        self.made.append((name, title))
+
+    def _common(self, title, xlabel, ylabel, logx, logy, notes):
+        lines = [f"set title {_quote(title)} font 'Sans,12'",
+                 f"set xlabel {_quote(xlabel)}", f"set ylabel {_quote(ylabel)}",
+                 "set grid xtics ytics mxtics mytics lc rgb '#dddddd'",
+                 "set key outside right top box opaque"]
+        if logx:
+            lines.append("set logscale x")
+        if logy:
+            lines.append("set logscale y")
+        if notes:
+            text = "\\n".join(notes[:6])
+            lines.append(f"set label 1 {_quote(text)} at screen 0.01, screen 0.03 "
+                         "left font 'Sans,8' tc rgb '#aa0000'")
+            lines.append("set bmargin 7")
+        return lines
+
+    def lines_plot(self, name, title, xlabel, ylabel, series, logx=False, logy=None,
+                   notes=(), hline=None, xtics=None):
+        """series: {model: [(x, median, min, max)]}, drawn in registry order."""
+        styled = [(model, model, self.colors[model], 1, series[model])
+                  for model in self.models if series.get(model)]
+        self.styled_lines_plot(name, title, xlabel, ylabel, styled, logx, logy, notes, hline,
+                               xtics)
+
+    def styled_lines_plot(self, name, title, xlabel, ylabel, styled, logx=False, logy=None,
+                          notes=(), hline=None, xtics=None):
+        """styled: [(file tag, legend, colour, dash type, [(x, median, min, max)])]."""
+        values = [p[1] for *_, pts in styled for p in pts]
+        if logy is None:
+            logy = _spans_decades(values)
+        lines = self._common(title, xlabel, ylabel, logx, logy, list(notes))
+        lines.append(_yformat(values))
+        if xtics:
+            lines.append(f"set xtics ({', '.join(f'{_quote(l)} {x}' for x, l in xtics)})")
+        plots = []
+        for tag, legend, color, dash, pts in styled:
+            pts = sorted(p for p in pts if not logy or (p[1] or 0) > 0)
+            if not pts:
+                continue
+            dat = os.path.join(self.dir, f"{name}.{tag}.dat")
+            with open(dat, "w") as f:
+                f.write("# x median min max\n")
+                for x, med, lo, hi in pts:
+                    f.write(f"{x} {med} {lo} {hi}\n")
+            style = "yerrorlines" if self.repeats > 1 else "linespoints"
+            using = "1:2:3:4" if self.repeats > 1 else "1:2"
+            plots.append(f"'{os.path.basename(dat)}' using {using} with {style} lw 2 pt 7 "
+                         f"ps 0.8 dt {dash} lc rgb '{color}' title {_quote(legend)}")
+        if hline:
+            lines.append(f"set arrow from graph 0, first {hline[0]} to graph 1, first "
+                         f"{hline[0]} nohead dt 2 lc rgb '#555555'")
+            lines.append(f"set label 2 {_quote(hline[1])} at graph 0.01, first {hline[0]} "
+                         "offset 0,0.6 font 'Sans,8'")
+        if not plots:
+            return
+        lines.append("plot " + ", \\\n     ".join(plots))
+        self._draw(name, title, lines)
+
+    def bars_plot(self, name, title, ylabel, categories, data, notes=(), logy=None):
+        """Clustered bars: one cluster per category, one bar per model.
+        data: {model: {category: (median, min, max)}}."""
+        models = [m for m in self.models if m in data]
+        if not models:
+            return
+        values = [v[0] for m in models for v in data[m].values() if v and v[0]]
+        if logy is None:
+            logy = _spans_decades(values)
+        lines = self._common(title, "", ylabel, False, logy, list(notes))
+        lines.append(_yformat(values))
+        dat = os.path.join(self.dir, f"{name}.dat")
+        with open(dat, "w") as f:
+            f.write("# category " + " ".join(models) + "\n")
+            for cat in categories:
+                row = [_quote(cat)]
+                for m in models:
+                    v = data[m].get(cat)
+                    row.append(str(v[0]) if v and v[0] is not None else "?")
+                f.write(" ".join(row) + "\n")
+        lines += ["set style data histogram", "set style histogram clustered gap 1",
+                  "set style fill solid 0.85 border -1", "set boxwidth 0.9",
+                  "set datafile missing '?'", "set xtics nomirror", "set yrange [0:*]" if
+                  not logy else "set yrange [*:*]"]
+        plots = []
+        for i, m in enumerate(models):
+            xt = ":xtic(1)" if i == 0 else ""
+            plots.append(f"'{os.path.basename(dat)}' using {i + 2}{xt} lc rgb "
+                         f"'{self.colors[m]}' title {_quote(m)}")
+        lines.append("plot " + ", \\\n     ".join(plots))
+        self._draw(name, title, lines)
+
+    def spectrum_plot(self, name, title, hgrms, notes=()):
+        """HdrHistogram-style percentile spectrum: hgrms {model: path to .hgrm}."""
+        lines = self._common(title, "percentile", "latency (us)", True, True, list(notes))
+        # Tic labels are formats to gnuplot: a literal percent sign is written %%.
+        lines.append("set xtics ('0%%' 1, '90%%' 10, '99%%' 100, '99.9%%' 1000, "
+                     "'99.99%%' 10000, '99.999%%' 100000, '99.9999%%' 1000000)")
+        lines.append("set xrange [1:*]")
+        plots = []
+        for model in self.models:
+            path = hgrms.get(model)
+            if not path:
+                continue
+            rel = os.path.relpath(path, self.dir)
+            # Column 4 is 1/(1-percentile); the last line (100 %) has none and is skipped.
+            plots.append(f"'{rel}' using 4:1 every ::2 with lines lw 2 "
+                         f"lc rgb '{self.colors[model]}' title {_quote(model)}")
+        if not plots:
+            return
+        lines.append("plot " + ", \\\n     ".join(plots))
+        self._draw(name, title, lines)
+
+
+def unserved_notes(cells, scenario):
+    """One line per model listing the settings it could not serve, with the reason."""
+    by_model = {}
+    for c in cells:
+        if c.scenario == scenario and c.status in ("unservable", "unavailable", "failed") \
+                and c.repeat == 0:
+            reason = c.reason.split(": ", 1)[-1] if c.status == "unservable" else c.status
+            by_model.setdefault((c.model, reason), []).append(c.setting())
+    return [f"not measured: {m} at {', '.join(s)} ({why})"
+            for (m, why), s in sorted(by_model.items())]
+
+
+def series_of(cells, scenario, xfield, metric):
+    """{model: [(x, median, min, max)]} of a metric over a scenario's cells."""
+    out = {}
+    for (scen, model, _), (agg, cell) in aggregate(cells, metric).items():
+        if scen != scenario or agg.median is None:
+            continue
+        out.setdefault(model, []).append((getattr(cell, xfield), agg.median, agg.min, agg.max))
+    return out
+
+
+def draw_all(run_dir, cells, models, repeats, latency_threshold_us):
+    """Draws every plot the run's data allows; returns [(name, title)]."""
+    p = Plotter(run_dir, models, repeats)
+    scenarios = {c.scenario for c in cells}
+
+    if "connections" in scenarios:
+        p.lines_plot("throughput", "Throughput versus connections (closed loop, 128 B)",
+                     "connections", "requests per second",
+                     series_of(cells, "connections", "connections", "requests_per_sec"),
+                     logx=True, notes=unserved_notes(cells, "connections"))
+        p.lines_plot("cpu_per_request", "Server CPU time per request (closed loop, 128 B)",
+                     "connections", "server CPU per request (us)",
+                     series_of(cells, "connections", "connections", "server_cpu_us_per_request"),
+                     logx=True, notes=unserved_notes(cells, "connections"))
+    if "latency" in scenarios:
+        notes = unserved_notes(cells, "latency")
+        p.lines_plot("latency_p99", "p99 latency at fixed offered rates (open loop, 128 B)",
+                     "offered rate (requests per second)", "p99 latency (us)",
+                     series_of(cells, "latency", "rate", "lat_p99_us"), logx=True, logy=True,
+                     notes=notes,
+                     hline=(latency_threshold_us, f"{latency_threshold_us:g} us threshold"))
+        rates = sorted({c.rate for c in cells if c.scenario == "latency"})
+        if rates:
+            rate = rates[len(rates) // 2]
+            hgrms = {c.model: os.path.join(run_dir, c.result["hgrm"]) for c in cells
+                     if c.scenario == "latency" and c.rate == rate and c.repeat == 0
+                     and c.status in ("ok", "errors") and c.result.get("hgrm")}
+            p.spectrum_plot("latency_spectrum",
+                            f"Latency percentile spectrum at {rate:,.0f} requests/s (open loop)",
+                            hgrms, notes=notes)
+    if "churn" in scenarios:
+        agg = aggregate(cells, "requests_per_sec")
+        data = {m: {"connections per second": (a.median, a.min, a.max)}
+                for (s, m, _), (a, _) in agg.items() if s == "churn" and a.median}
+        p.bars_plot("churn", "Connection churn: one connection per request",
+                    "connections (= requests) per second", ["connections per second"], data,
+                    notes=unserved_notes(cells, "churn"))
+    if "size" in scenarios:
+        p.lines_plot("size_sweep", "Message size sweep (closed loop)", "message size (bytes)",
+                     "MB/s echoed", series_of(cells, "size", "size", "mb_per_sec"),
+                     logx=True, notes=unserved_notes(cells, "size"))
+    if "work" in scenarios:
+        agg = aggregate(cells, "requests_per_sec")
+        cats, data = [], {}
+        for (s, m, setting), (a, _) in agg.items():
+            if s != "work":
+                continue
+            if setting not in cats:
+                cats.append(setting)
+            if a.median:
+                data.setdefault(m, {})[setting] = (a.median, a.min, a.max)
+        p.bars_plot("work_sleep", "Per-message CPU work and blocking wait (closed loop)",
+                    "requests per second", cats, data, notes=unserved_notes(cells, "work"))
+    if "idle" in scenarios:
+        p.lines_plot("memory_per_connection", "Server memory per idle connection",
+                     "idle connections", "resident memory per connection (bytes)",
+                     series_of(cells, "idle", "connections", "rss_per_connection_bytes"),
+                     logx=True, logy=True, notes=unserved_notes(cells, "idle"))
+    return p.made

@@ -1,0 +1,81 @@
+"""Writing and reading a run folder's results (columns documented in docs/results.md)."""
+
+import csv
+import json
+import os
+import statistics
+
+from .scenarios import Cell
+
+# results.csv columns, in order: the cell's parameters, its status, then what was measured.
+PARAM_COLUMNS = ["scenario", "model", "repeat", "status", "reason", "connections", "size",
+                 "pipeline", "rate", "reconnect", "work_us", "sleep_us", "idle"]
+RESULT_COLUMNS = [
+    "requests", "requests_per_sec", "mb_per_sec", "duration_s",
+    "lat_mean_us", "lat_p50_us", "lat_p90_us", "lat_p99_us", "lat_p999_us", "lat_p9999_us",
+    "lat_max_us", "connect_p50_us", "connect_p99_us",
+    "errors_total", "errors_connect", "errors_reset", "errors_eof", "errors_timeout",
+    "errors_mismatch", "errors_other", "mismatches", "late", "achieved_ratio",
+    "connections_open",
+    "server_cpu_s", "server_cpu_us_per_request", "server_utilization",
+    "server_rss_base_kib", "server_rss_peak_kib", "rss_per_connection_bytes",
+    "server_processes_peak", "server_threads_peak", "server_exit",
+    "loadgen_cpu_s", "loadgen_busy", "loadgen_saturated", "hgrm",
+]
+COLUMNS = PARAM_COLUMNS + RESULT_COLUMNS
+
+
+def write_results(run_dir, cells, meta):
+    rows = []
+    for c in cells:
+        row = c.params()
+        row.update(status=c.status, reason=c.reason)
+        row.update({k: c.result.get(k) for k in RESULT_COLUMNS})
+        rows.append(row)
+    with open(os.path.join(run_dir, "results.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: "" if row.get(k) is None else row.get(k) for k in COLUMNS})
+    with open(os.path.join(run_dir, "results.json"), "w") as f:
+        json.dump({"meta": meta, "cells": [dict(c.params(), status=c.status, reason=c.reason,
+                                                 result=c.result) for c in cells]},
+                  f, indent=1)
+
+
+def load_run(run_dir):
+    """(meta, cells) of a run folder."""
+    with open(os.path.join(run_dir, "results.json")) as f:
+        data = json.load(f)
+    cells = []
+    for d in data["cells"]:
+        result, status, reason = d.pop("result"), d.pop("status"), d.pop("reason")
+        cell = Cell(**d)
+        cell.result, cell.status, cell.reason = result, status, reason
+        cells.append(cell)
+    return data["meta"], cells
+
+
+class Aggregate:
+    """A value over the repeats of one cell: median, min, max, count."""
+
+    def __init__(self, values):
+        values = [v for v in values if v is not None]
+        self.n = len(values)
+        self.median = statistics.median(values) if values else None
+        self.min = min(values) if values else None
+        self.max = max(values) if values else None
+
+
+def aggregate(cells, metric):
+    """{(scenario, model, setting): (Aggregate of the metric, representative cell)} over the
+    measured repeats; cells that were not measured keep their status for the plots and report."""
+    groups = {}
+    for c in cells:
+        groups.setdefault((c.scenario, c.model, c.setting()), []).append(c)
+    out = {}
+    for key, group in groups.items():
+        measured = [c for c in group if c.status in ("ok", "errors")]
+        agg = Aggregate([c.result.get(metric) for c in measured])
+        out[key] = (agg, measured[0] if measured else group[0])
+    return out

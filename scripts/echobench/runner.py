@@ -1,0 +1,179 @@
+"""Running one cell: a fresh server, the load generator against it, and the server's process
+tree watched from /proc meanwhile. Every cell is bounded in time and leaves nothing running."""
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+from .proc import tree_counts, tree_rss_kib
+from .run import Server, ServerError, run_loadgen
+
+LOADGEN_TIMEOUT = "2s"   # no echo for this long: the connection is counted as timed out
+
+
+@dataclass
+class Placement:
+    server_cpus: str = None    # taskset list for the server, or None (not pinned)
+    loadgen_cpus: str = None   # for the load generator
+    loadgen_threads: int = 1
+    busy_poll: bool = False    # only with a CPU of its own
+    note: str = ""
+
+    @staticmethod
+    def choose(ncpus):
+        """One CPU for the server, the next for the load generator, when there are two."""
+        if ncpus >= 2:
+            return Placement("0", "1", 1, True,
+                             "server pinned to CPU 0, load generator to CPU 1 (busy-polling)")
+        return Placement(None, None, 1, False,
+                         "fewer than 2 CPUs: server and load generator share the CPU, so the "
+                         "server's figures include the load generator's interference")
+
+
+class TreeSampler(threading.Thread):
+    """Samples the server's resident memory, processes and threads until stopped; keeps the
+    maxima. Sampling slows down when the tree is large (reading /proc costs)."""
+
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.rss_peak = 0
+        self.processes_peak = 0
+        self.threads_peak = 0
+        self._finished = threading.Event()
+
+    def sample(self):
+        rss = tree_rss_kib(self.pid)
+        procs, threads = tree_counts(self.pid)
+        self.rss_peak = max(self.rss_peak, rss)
+        self.processes_peak = max(self.processes_peak, procs)
+        self.threads_peak = max(self.threads_peak, threads)
+        return rss
+
+    def run(self):
+        while not self._finished.is_set():
+            t0 = time.monotonic()
+            self.sample()
+            took = time.monotonic() - t0
+            self._finished.wait(max(0.2, 5 * took))
+
+    def stop(self):
+        self._finished.set()
+        self.join()
+
+
+def server_args(cell, model, workers):
+    args = ["--model", cell.model, "--port", "0"]
+    if model.threads == "workers":
+        args += ["--threads", str(workers)]
+    if cell.work_us or cell.sleep_us:
+        args += ["--msg-size", str(cell.size), "--work-us", str(cell.work_us),
+                 "--sleep-us", str(cell.sleep_us)]
+    return args
+
+
+def loadgen_args(cell, ctx, server_pid, hgrm):
+    pl = ctx.placement
+    threads = max(1, min(pl.loadgen_threads, cell.connections))
+    duration = ctx.latency_duration if cell.scenario == "latency" else ctx.duration
+    args = ["-t", str(threads), "-c", str(cell.connections), "-s", str(cell.size),
+            "--pipeline", str(cell.pipeline), "-d", f"{duration}s",
+            "--warmup", f"{ctx.warmup}s", "--timeout", LOADGEN_TIMEOUT,
+            "--server-pid", str(server_pid)]
+    if hgrm:
+        args += ["--hgrm", hgrm]
+    if pl.loadgen_cpus:
+        args += ["--cpus", pl.loadgen_cpus]
+    if pl.busy_poll:
+        args += ["--busy-poll"]
+    if cell.rate:
+        args += ["--rate", f"{cell.rate:.0f}"]
+    if cell.reconnect:
+        args += ["--reconnect", str(cell.reconnect)]
+    if cell.idle:
+        args += ["--idle"]
+    return args
+
+
+def flatten(report):
+    """The loadgen report fields a cell keeps (see docs/results.md)."""
+    lat, con = report["latency_us"], report["connect_latency_us"]
+    server = report.get("server_cpu") or {}
+    errors = report["errors"]
+    r = {
+        "requests": report["requests"],
+        "requests_per_sec": report["requests_per_sec"],
+        "mb_per_sec": report["bytes_per_sec"] / 1e6,
+        "duration_s": report["duration_s"],
+        "connections_open": report["connections_open"],
+        "errors_total": errors["total"],
+        "mismatches": report["mismatches"],
+        "late": report["late"],
+        "achieved_ratio": (report.get("open_loop") or {}).get("achieved_ratio"),
+        "server_cpu_s": server.get("seconds"),
+        "server_cpu_us_per_request": server.get("us_per_request") if report["requests"] else None,
+        "server_utilization": server.get("utilization"),
+        "loadgen_cpu_s": report["loadgen_cpu"]["total_seconds"],
+        "loadgen_busy": report["loadgen_cpu"]["max_busy"],
+        "loadgen_saturated": report["saturated"],
+    }
+    for k in ("mean", "p50", "p90", "p99", "p999", "p9999", "max"):
+        r[f"lat_{k}_us"] = lat.get(k)
+    for k in ("p50", "p99"):
+        r[f"connect_{k}_us"] = con.get(k)
+    for k in ("connect", "reset", "eof", "timeout", "mismatch", "other"):
+        r[f"errors_{k}"] = errors[k]
+    return r
+
+
+def run_cell(cell, model, ctx):
+    """Runs the cell and fills in cell.status, cell.reason and cell.result."""
+    hgrm = None
+    if not cell.idle:
+        hgrm = os.path.join(ctx.run_dir, "hgrm", f"{cell.slug()}_r{cell.repeat}.hgrm")
+        os.makedirs(os.path.dirname(hgrm), exist_ok=True)
+    argv = [ctx.echo_server] + server_args(cell, model, ctx.workers)
+    cell_timeout = ctx.warmup + max(ctx.duration, ctx.latency_duration) + 45
+    try:
+        with Server(argv, cpus=ctx.placement.server_cpus) as srv:
+            sampler = TreeSampler(srv.pid)
+            rss_base = sampler.sample()
+            sampler.start()
+            try:
+                report, status, err = run_loadgen(
+                    ctx.loadgen, srv.port, loadgen_args(cell, ctx, srv.pid, hgrm),
+                    timeout=cell_timeout)
+            finally:
+                sampler.stop()
+            exit_status = srv.stop()
+            server_err = srv.stderr().strip().splitlines()
+    except ServerError as e:
+        cell.status = "unavailable" if e.unavailable else "failed"
+        cell.reason = str(e)
+        return
+    if report is None:
+        cell.status = "failed"
+        cell.reason = (err.strip().splitlines() or ["loadgen failed"])[-1]
+        return
+    r = flatten(report)
+    r.update(server_rss_base_kib=rss_base, server_rss_peak_kib=sampler.rss_peak,
+             server_processes_peak=sampler.processes_peak,
+             server_threads_peak=sampler.threads_peak,
+             server_exit=exit_status,
+             server_summary=server_err[-1] if server_err else "",
+             hgrm=os.path.relpath(hgrm, ctx.run_dir) if hgrm else "")
+    if cell.idle and cell.connections:
+        r["rss_per_connection_bytes"] = (sampler.rss_peak - rss_base) * 1024 / cell.connections
+    cell.result = r
+    problems = []
+    if r["errors_total"] or r["mismatches"]:
+        kinds = [f"{k} {r['errors_' + k]}" for k in
+                 ("connect", "reset", "eof", "timeout", "mismatch", "other") if r["errors_" + k]]
+        problems.append("errors: " + ", ".join(kinds))
+    if cell.idle and r["connections_open"] < cell.connections:
+        problems.append(f"only {r['connections_open']} of {cell.connections} connections held")
+    if exit_status != 0:
+        problems.append(f"server exit status {exit_status} at stop")
+    cell.status = "errors" if problems else "ok"
+    cell.reason = "; ".join(problems)

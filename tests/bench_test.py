@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Tests of the bench and compare scripts, on the tiny profile (seconds).
+
+  bench_test.py CASE BUILD_DIR      CASE: smoke | interrupt | compare | cli
+
+This process makes itself a child subreaper, so that a server the bench failed to stop - an
+orphan - would become its child and be found: "nothing left running" is checked, not assumed.
+"""
+
+import csv
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from echobench.proc import processes  # noqa: E402
+from echobench.results import COLUMNS  # noqa: E402
+
+PR_SET_CHILD_SUBREAPER = 36
+MODELS = "sequential,threadpool,epoll"  # one of each kind of limit, kept short
+EXPECTED_PLOTS = ["throughput", "cpu_per_request", "latency_p99", "latency_spectrum", "churn",
+                  "size_sweep", "work_sleep", "memory_per_connection"]
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print(f"FAIL: {what}")
+
+
+def bench(build, out, *extra, timeout=300):
+    return subprocess.run([os.path.join(ROOT, "scripts", "bench"), "--profile", "tiny",
+                           "--no-build", "--build-dir", build, "--out", out] + list(extra),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def leftover_processes():
+    """Processes still alive that were started below this one (orphans land here)."""
+    time.sleep(0.3)
+    found = [f"{pid} ({cmd})" for pid, ppid, state, cmd in processes()
+             if ppid == os.getpid() and state != "Z"]
+    # Reap any zombies among them so they do not linger either.
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    except ChildProcessError:
+        pass
+    return found
+
+
+def check_run_folder(run, expect_complete=True):
+    with open(os.path.join(run, "results.csv")) as f:
+        reader = csv.DictReader(f)
+        check(reader.fieldnames == COLUMNS, f"results.csv columns are the documented ones: "
+                                            f"{reader.fieldnames}")
+        rows = list(reader)
+    check(len(rows) > 0, "results.csv has rows")
+    statuses = {r["status"] for r in rows}
+    check(statuses <= {"ok", "errors", "unservable", "unavailable", "failed", "interrupted"},
+          f"statuses are the documented ones: {statuses}")
+    unservable = [r for r in rows if r["status"] == "unservable"]
+    check(all(r["reason"] for r in unservable), "every unservable cell says why")
+    if expect_complete:
+        check(all(r["status"] in ("ok", "unservable") for r in rows),
+              "every servable cell measured without error: "
+              + "; ".join(f"{r['scenario']} {r['model']}: {r['status']} {r['reason']}"
+                          for r in rows if r["status"] not in ("ok", "unservable")))
+        measured = [r for r in rows if r["status"] == "ok"]
+        check(all(float(r["server_cpu_us_per_request"] or 0) > 0 for r in measured
+                  if r["scenario"] != "idle"), "server CPU per request is recorded")
+        check(all(int(r["server_rss_peak_kib"] or 0) > 0 for r in measured),
+              "server peak memory is recorded")
+    with open(os.path.join(run, "results.json")) as f:
+        data = json.load(f)
+    check(len(data["cells"]) == len(rows), "results.json has the cells of results.csv")
+    with open(os.path.join(run, "env.json")) as f:
+        env = json.load(f)
+    for key in ("kernel", "cpu_model", "cpus_online", "compiler", "commit", "flags", "sysctl"):
+        check(key in env["machine"], f"env.json records {key}")
+    check("placement" in env, "env.json records the placement")
+    with open(os.path.join(run, "report.md")) as f:
+        report = f.read()
+    for line in report.splitlines():
+        if line.startswith("![") and "](plots/" in line:
+            png = os.path.join(run, line.split("](")[1].rstrip(")"))
+            check(os.path.getsize(png) > 1000, f"{png} is a real image")
+            svg = png[:-4] + ".svg"
+            check(os.path.exists(svg) and os.path.getsize(svg) > 1000, f"{svg} exists")
+    return report
+
+
+def case_smoke(build):
+    with tempfile.TemporaryDirectory() as tmp:
+        run = os.path.join(tmp, "run")
+        r = bench(build, run, "--models", MODELS)
+        check(r.returncode == 0, f"the bench exits 0 (got {r.returncode}): {r.stderr[-500:]}")
+        check("report:" in r.stdout, "it prints where the report is")
+        report = check_run_folder(run)
+        with open(os.path.join(run, "results.csv")) as f:
+            rows = list(csv.DictReader(f))
+        check(any(r["model"] == "sequential" and r["status"] == "unservable" for r in rows),
+              "the sequential model is marked unservable where it cannot serve")
+        check("not measured: sequential" in open(os.path.join(run, "plots",
+                                                               "throughput.gp")).read(),
+              "the throughput plot names the cells sequential could not serve")
+        for plot in EXPECTED_PLOTS:
+            check(f"(plots/{plot}.png)" in report, f"the report shows the {plot} plot")
+            png = os.path.join(run, "plots", plot + ".png")
+            check(os.path.exists(png) and os.path.getsize(png) > 1000, f"{plot}.png drawn")
+        check("## Findings" in report and "x the rate of" in report,
+              "the report has findings computed from the data")
+        check(len(os.listdir(os.path.join(run, "hgrm"))) > 0, "hgrm files are written")
+        check(not leftover_processes(), "no server left running after the bench")
+
+
+def case_interrupt(build):
+    with tempfile.TemporaryDirectory() as tmp:
+        run = os.path.join(tmp, "run")
+        proc = subprocess.Popen([os.path.join(ROOT, "scripts", "bench"), "--profile", "tiny",
+                                 "--no-build", "--build-dir", build, "--out", run,
+                                 "--models", "thread,epoll", "--duration", "1s"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(5)  # a few cells in
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        check(proc.returncode == 130, f"Ctrl-C exits 130 (got {proc.returncode})")
+        check("interrupted" in err, "it says it was interrupted")
+        report = check_run_folder(run, expect_complete=False)
+        check("interrupted" in report, "the report says the run was interrupted")
+        with open(os.path.join(run, "results.csv")) as f:
+            rows = list(csv.DictReader(f))
+        check(any(r["status"] == "ok" for r in rows), "finished cells are kept")
+        check(any(r["status"] == "interrupted" for r in rows), "cells not run are marked")
+        check(not leftover_processes(), "no server left running after Ctrl-C")
+
+
+def case_compare(build):
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = [os.path.join(tmp, n) for n in ("a", "b")]
+        for run in runs:
+            r = bench(build, run, "--models", "epoll", "--scenarios", "connections,size,idle",
+                      "--repeat", "2")
+            check(r.returncode == 0, f"bench for compare: {r.stderr[-300:]}")
+        out = os.path.join(tmp, "cmp")
+        r = subprocess.run([os.path.join(ROOT, "scripts", "compare")] + runs + ["--out", out],
+                           capture_output=True, text=True, timeout=120)
+        check(r.returncode == 0, f"compare exits 0: {r.stderr}")
+        lines = [l for l in r.stdout.splitlines() if l.startswith("| connections | epoll")]
+        check(len(lines) == 2, f"one row per connections cell: {lines}")
+        check(all(l.rstrip(" |").endswith(")") and "x (" in l for l in lines),
+              f"ratios with their range over repeats: {lines}")
+        with open(os.path.join(out, "compare.md")) as f:
+            md = f.read()
+        check("B/A" in md, "compare.md has the ratio table")
+        for plot in ("throughput", "size_sweep", "memory_per_connection"):
+            png = os.path.join(out, "plots", plot + ".png")
+            check(os.path.exists(png) and os.path.getsize(png) > 1000, f"overlay {plot}.png")
+        check(not leftover_processes(), "no server left running")
+
+
+def case_cli(build):
+    for args, words in [(["--models", "nosuch"], "unknown model"),
+                        (["--scenarios", "nosuch"], "unknown scenario"),
+                        (["--connections", "abc"], "--connections"),
+                        (["--duration", "soon"], "--duration"),
+                        (["--repeat", "0"], "--repeat"),
+                        (["--profile", "huge"], "--profile"),
+                        (["--bogus"], "unrecognized arguments")]:
+        r = subprocess.run([os.path.join(ROOT, "scripts", "bench"), "--no-build",
+                            "--build-dir", build] + args, capture_output=True, text=True)
+        lines = r.stderr.strip().splitlines()
+        check(r.returncode == 2, f"bench {' '.join(args)} exits 2 (got {r.returncode})")
+        check(len(lines) == 1 and words in r.stderr,
+              f"bench {' '.join(args)}: one line naming the problem: {lines}")
+    r = subprocess.run([os.path.join(ROOT, "scripts", "compare"), "/nonexistent", "/x"],
+                       capture_output=True, text=True)
+    check(r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1,
+          f"compare with a non-run exits 2 with one line: {r.stderr}")
+    for script in ("bench", "compare"):
+        r = subprocess.run([os.path.join(ROOT, "scripts", script), "--help"],
+                           capture_output=True, text=True)
+        check(r.returncode == 0 and "usage" in r.stdout.lower(), f"{script} --help")
+
+
+def main():
+    case, build = sys.argv[1], os.path.abspath(sys.argv[2])
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    {"smoke": case_smoke, "interrupt": case_interrupt, "compare": case_compare,
+     "cli": case_cli}[case](build)
+    if failures:
+        print(f"{len(failures)} check(s) failed")
+        sys.exit(1)
+    print(f"PASS: bench {case}")
+
+
+if __name__ == "__main__":
+    main()
