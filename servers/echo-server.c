@@ -67,7 +67,8 @@ static void usage(FILE *out)
 "      --sleep-us N     each complete message then waits N microseconds (blocking sleep)\n"
 "                       before it is echoed; --work-us and --sleep-us need --msg-size\n"
 "\n"
-"  -l, --list           list the models: name, kind, what --threads means, summary\n"
+"  -l, --list           list the models: name, kind, what --threads means, the most\n"
+"                       connections the model can hold (- for no limit of its own), summary\n"
 "  -h, --help           show this help\n"
 "  -V, --version        show the version and build\n"
 "\n"
@@ -89,10 +90,14 @@ static const char *kind_name(enum model_kind kind)
 
 static void list_models(void)
 {
-    printf("%-12s %-11s %-9s %s\n", "MODEL", "KIND", "THREADS", "SUMMARY");
-    for (const struct server_model *const *m = server_models; *m; m++)
-        printf("%-12s %-11s %-9s %s\n", (*m)->name, kind_name((*m)->kind),
-               (*m)->threads_meaning ? (*m)->threads_meaning : "-", (*m)->summary);
+    printf("%-13s %-11s %-9s %-9s %s\n", "MODEL", "KIND", "THREADS", "MAX_CONNS", "SUMMARY");
+    for (const struct server_model *const *m = server_models; *m; m++) {
+        char max[16] = "-";
+        if ((*m)->max_connections)
+            snprintf(max, sizeof max, "%u", (*m)->max_connections);
+        printf("%-13s %-11s %-9s %-9s %s\n", (*m)->name, kind_name((*m)->kind),
+               (*m)->threads_meaning ? (*m)->threads_meaning : "-", max, (*m)->summary);
+    }
 }
 
 static const struct server_model *find_model(const char *name)

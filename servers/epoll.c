@@ -55,20 +55,16 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "nbecho.h"
 #include "server.h"
 
 #define MAX_EVENTS 256
 #define ACCEPT_BATCH 16          /* connections taken per wake-up before serving others */
 #define ACCEPT_PAUSE_NS (50 * NS_PER_MS)
-#define SPARE_BUFFERS 64         /* parked-output buffers kept for reuse per reactor */
 
 struct conn {
-    int fd;
-    uint32_t pending_off, pending_len; /* unsent output, in `pending` */
-    char *pending;                     /* NULL unless a send() was short */
-    struct echo_stream stream;
-    uint64_t echoed;
-    struct conn *prev, *next;          /* the reactor's list, for closing at stop */
+    struct nb_conn nb;           /* the socket and its echo state (nbecho.h) */
+    struct conn *prev, *next;    /* the reactor's list, for closing at stop */
 };
 
 struct reactor {
@@ -80,9 +76,7 @@ struct reactor {
     uint64_t accept_resume_ns; /* when paused after EMFILE */
     struct conn conns;         /* list head */
     struct server_thread_totals totals;
-    char *spare[SPARE_BUFFERS];
-    unsigned nspare;
-    char buf[ECHO_BUF_SIZE];   /* shared by all connections of this reactor */
+    struct nb_loop nb;         /* the receive buffer all connections of this reactor share */
     pthread_t tid;
     int error;
 };
@@ -90,117 +84,32 @@ struct reactor {
 /* epoll_event.data.ptr values that are not connections. */
 static char listener_tag, stop_tag;
 
-static char *get_buffer(struct reactor *r)
-{
-    return r->nspare ? r->spare[--r->nspare] : malloc(ECHO_BUF_SIZE);
-}
-
-static void put_buffer(struct reactor *r, char *b)
-{
-    if (r->nspare < SPARE_BUFFERS)
-        r->spare[r->nspare++] = b;
-    else
-        free(b);
-}
-
 static void conn_close(struct reactor *r, struct conn *c)
 {
     c->prev->next = c->next;
     c->next->prev = c->prev;
-    close(c->fd); /* also leaves the epoll set */
-    if (c->pending)
-        put_buffer(r, c->pending);
-    r->totals.echoed += c->echoed;
+    nb_release(&r->nb, &c->nb);
+    close(c->nb.fd); /* also leaves the epoll set */
+    r->totals.echoed += c->nb.echoed;
     free(c);
 }
 
-/* Sends parked output. Returns 1 when all is sent, 0 when the socket is full, -1 on error. */
-static int flush_pending(struct reactor *r, struct conn *c)
-{
-    while (c->pending_len > 0) {
-        ssize_t n = send(c->fd, c->pending + c->pending_off, c->pending_len, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno == EAGAIN ? 0 : -1;
-        }
-        c->pending_off += (uint32_t)n;
-        c->pending_len -= (uint32_t)n;
-        c->echoed += (uint64_t)n;
-    }
-    put_buffer(r, c->pending);
-    c->pending = NULL;
-    return 1;
-}
-
-/* Echoes n bytes from the reactor buffer; parks what the socket does not take. */
-static int echo_chunk(struct reactor *r, struct conn *c, size_t n)
-{
-    ssize_t sent = send(c->fd, r->buf, n, MSG_NOSIGNAL);
-    if (sent < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            return -1;
-        sent = 0;
-    }
-    c->echoed += (uint64_t)sent;
-    if ((size_t)sent == n)
-        return 1;
-    c->pending = get_buffer(r);
-    if (!c->pending)
-        return -1;
-    c->pending_off = 0;
-    c->pending_len = (uint32_t)(n - (size_t)sent);
-    memcpy(c->pending, r->buf + sent, c->pending_len);
-    return 0; /* wait for the EPOLLOUT edge */
-}
-
-/* Reads and echoes until the socket is drained, the output backs up, or the client is done.
- * A read shorter than the buffer ends the loop early - the socket is drained, and bytes that
- * arrive later raise a new edge - unless `to_the_end`: when the event already reported the
- * client's end of stream (which raises no further edge), or when resuming after output backed
- * up (the input edges of the meantime are gone), read until EAGAIN or end of stream. */
-static void on_readable(struct reactor *r, struct conn *c, bool to_the_end)
-{
-    if (c->pending)
-        return; /* back-pressure: not a byte more until the client takes what it has */
-    for (;;) {
-        ssize_t n = recv(c->fd, r->buf, sizeof r->buf, 0);
-        if (n > 0) {
-            echo_account(&r->srv->cfg->work, &c->stream, (size_t)n);
-            int done = echo_chunk(r, c, (size_t)n);
-            if (done < 0)
-                break;
-            if (done == 0 || ((size_t)n < sizeof r->buf && !to_the_end))
-                return; /* output parked, or a short read: the socket is drained */
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            return;
-        break; /* 0: the client half-closed and has everything back; or an error */
-    }
-    conn_close(r, c);
-}
-
 /* One event for a connection. epoll reports the socket's whole state, so input events usually
- * carry EPOLLOUT as well: output is handled first, then input unless output is still backed up
- * (in which case the input edge is remembered by the data itself: reading resumes after the
- * drain, and reads until EAGAIN). */
+ * carry EPOLLOUT as well: parked output is handled first (and reading resumes once it is all
+ * sent). A read shorter than the buffer ends the reading early - the socket is drained, and
+ * bytes that arrive later raise a new edge - except when the event already reported the client's
+ * end of stream, which raises no further edge: then read until EAGAIN or the end. */
 static void on_event(struct reactor *r, struct conn *c, uint32_t events)
 {
-    bool to_the_end = events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
-    if ((events & EPOLLOUT) && c->pending) {
-        int done = flush_pending(r, c);
-        if (done < 0) {
-            conn_close(r, c);
-            return;
-        }
-        if (done == 0)
-            return;
-        to_the_end = true;
-    }
-    on_readable(r, c, to_the_end);
+    enum nb_next next;
+    if ((events & EPOLLOUT) && c->nb.pending)
+        next = nb_writable(&r->nb, &c->nb);
+    else
+        next = nb_readable(&r->nb, &c->nb, events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)
+                                               ? NB_READ_ALL : NB_READ_UNTIL_SHORT);
+    /* NB_WANT_OUTPUT needs nothing: EPOLLOUT is registered for good, and its edge will come. */
+    if (next == NB_DONE)
+        conn_close(r, c);
 }
 
 static int listen_in(struct reactor *r, bool on)
@@ -236,7 +145,7 @@ static void accept_batch(struct reactor *r)
             r->totals.shed++;
             continue;
         }
-        c->fd = fd;
+        c->nb.fd = fd;
         c->next = r->conns.next;
         c->prev = &r->conns;
         r->conns.next->prev = c;
@@ -282,8 +191,7 @@ static void reactor_destroy(struct reactor *r)
 {
     while (r->conns.next != &r->conns)
         conn_close(r, r->conns.next);
-    while (r->nspare)
-        free(r->spare[--r->nspare]);
+    nb_loop_destroy(&r->nb);
     if (r->ep >= 0)
         close(r->ep);
     if (r->index > 0 && r->listen_fd >= 0)
@@ -297,6 +205,7 @@ static int reactor_init(struct reactor *r, struct server *srv, unsigned index)
     r->srv = srv;
     r->index = index;
     r->conns.next = r->conns.prev = &r->conns;
+    r->nb.work = &srv->cfg->work;
     r->ep = -1;
     r->listen_fd = index == 0 ? srv->listen_fd : server_listen_again(srv);
     if (r->listen_fd < 0)

@@ -33,63 +33,16 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdlib.h>
-#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "server.h"
 
-/* The pids of live (unreaped) children. Only the parent's single thread touches it, and a pid
- * stays ours until waitpid() reaps it, so kill() never hits a stranger. */
-struct children {
-    pid_t *pids;
-    size_t count, cap;
-};
-
-static int children_add(struct children *ch, pid_t pid)
-{
-    if (ch->count == ch->cap) {
-        size_t cap = ch->cap ? ch->cap * 2 : 64;
-        pid_t *pids = realloc(ch->pids, cap * sizeof *pids);
-        if (!pids)
-            return -ENOMEM;
-        ch->pids = pids;
-        ch->cap = cap;
-    }
-    ch->pids[ch->count++] = pid;
-    return 0;
-}
-
-static void children_remove(struct children *ch, pid_t pid)
-{
-    for (size_t i = 0; i < ch->count; i++) {
-        if (ch->pids[i] == pid) {
-            ch->pids[i] = ch->pids[--ch->count];
-            return;
-        }
-    }
-}
-
-/* Reaps every child that has exited; with block, waits until all have. */
-static void reap_children(struct children *ch, bool block)
-{
-    while (ch->count > 0) {
-        pid_t pid = waitpid(-1, NULL, block ? 0 : WNOHANG);
-        if (pid > 0)
-            children_remove(ch, pid);
-        else if (pid < 0 && errno == EINTR)
-            continue;
-        else
-            return; /* 0: nobody else has exited yet; ECHILD: nobody is left */
-    }
-}
-
 /* The child: serve one connection with blocking I/O, then leave. */
 static _Noreturn void child_main(struct server *srv, int fd, int sigchld_fd)
 {
     close(sigchld_fd);
-    server_enter_child(srv, fd);
+    server_enter_child(srv, fd, false);
     uint64_t echoed = 0;
     (void)echo_serve_blocking(fd, &srv->cfg->work, &echoed);
     close(fd);
@@ -98,7 +51,7 @@ static _Noreturn void child_main(struct server *srv, int fd, int sigchld_fd)
 }
 
 /* Accepts one waiting client and hands it to a new child. Returns 0 or an unexpected -errno. */
-static int accept_and_fork(struct server *srv, struct children *ch, int sigchld_fd)
+static int accept_and_fork(struct server *srv, struct server_children *ch)
 {
     int fd = net_accept(srv->listen_fd, 0);
     if (fd == -EAGAIN || server_stopping(srv))
@@ -106,7 +59,7 @@ static int accept_and_fork(struct server *srv, struct children *ch, int sigchld_
     if (fd < 0 && net_accept_error_is_exhaustion(-fd)) {
         /* Out of descriptors or memory: wait (the backlog holds clients), reaping meanwhile. */
         server_count(&srv->stats->accept_pauses, 1);
-        reap_children(ch, false);
+        server_children_reap(ch, false);
         server_pause(srv, 50);
         return 0;
     }
@@ -117,13 +70,13 @@ static int accept_and_fork(struct server *srv, struct children *ch, int sigchld_
      * hang the parent; the accepted socket does not inherit that flag: the child blocks. */
     pid_t pid = fork();
     if (pid == 0)
-        child_main(srv, fd, sigchld_fd);
+        child_main(srv, fd, ch->sigchld_fd);
     close(fd); /* the parent's copy: the child has its own */
     if (pid < 0) {
         /* Out of processes or memory: drop this client and back off rather than spin. */
         server_count(&srv->stats->shed, 1);
         server_pause(srv, 10);
-    } else if (children_add(ch, pid) < 0) {
+    } else if (server_children_add(ch, pid) < 0) {
         kill(pid, SIGTERM); /* cannot track it, so do not leave it running unwatched */
         waitpid(pid, NULL, 0);
         server_count(&srv->stats->shed, 1);
@@ -133,50 +86,30 @@ static int accept_and_fork(struct server *srv, struct children *ch, int sigchld_
 
 static int fork_run(struct server *srv)
 {
-    struct children ch = {0};
-    /* SIGCHLD is blocked in every thread by the harness, so it queues for the signalfd. */
-    sigset_t chld;
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    int sfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (sfd < 0)
-        return server_fail(srv, "signalfd", -errno);
-    int err = net_set_nonblock(srv->listen_fd);
-    if (err < 0) {
+    struct server_children ch;
+    int err = server_children_init(&ch);
+    if (err < 0)
+        return server_fail(srv, "signalfd", err);
+    if ((err = net_set_nonblock(srv->listen_fd)) < 0)
         err = server_fail(srv, "fcntl", err);
-        goto out;
-    }
 
     struct pollfd pfd[3] = {
         {.fd = srv->listen_fd, .events = POLLIN},
-        {.fd = sfd, .events = POLLIN},
+        {.fd = ch.sigchld_fd, .events = POLLIN},
         {.fd = srv->stop_fd, .events = POLLIN},
     };
-    while (!server_stopping(srv)) {
+    while (err == 0 && !server_stopping(srv)) {
         if (poll(pfd, 3, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            err = server_fail(srv, "poll", -errno);
-            break;
+            if (errno != EINTR)
+                err = server_fail(srv, "poll", -errno);
+            continue;
         }
-        if (pfd[1].revents) {
-            struct signalfd_siginfo info;
-            while (read(sfd, &info, sizeof info) > 0)
-                ;
-            reap_children(&ch, false);
-        }
-        if (pfd[0].revents && (err = accept_and_fork(srv, &ch, sfd)) < 0) {
+        if (pfd[1].revents)
+            server_children_reap(&ch, false);
+        if (pfd[0].revents && (err = accept_and_fork(srv, &ch)) < 0)
             err = server_fail(srv, "accept", err);
-            break;
-        }
     }
-
-out:
-    for (size_t i = 0; i < ch.count; i++)
-        kill(ch.pids[i], SIGTERM);
-    reap_children(&ch, true);
-    free(ch.pids);
-    close(sfd);
+    server_children_stop(&ch); /* SIGTERM to each: it shuts its connection down and exits */
     return err;
 }
 

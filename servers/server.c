@@ -7,6 +7,10 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -138,23 +142,94 @@ unsigned server_cpu_count(void)
     return n > 0 ? (unsigned)n : 1;
 }
 
-/* The connection a forked child serves; read by its signal handler. */
-static volatile sig_atomic_t child_conn_fd = -1;
+/* --- child processes ---------------------------------------------------------------------- */
+
+int server_children_init(struct server_children *ch)
+{
+    *ch = (struct server_children){0};
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    ch->sigchld_fd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+    return ch->sigchld_fd < 0 ? -errno : 0;
+}
+
+int server_children_add(struct server_children *ch, pid_t pid)
+{
+    if (ch->count == ch->cap) {
+        size_t cap = ch->cap ? ch->cap * 2 : 64;
+        pid_t *pids = realloc(ch->pids, cap * sizeof *pids);
+        if (!pids)
+            return -ENOMEM;
+        ch->pids = pids;
+        ch->cap = cap;
+    }
+    ch->pids[ch->count++] = pid;
+    return 0;
+}
+
+static void children_remove(struct server_children *ch, pid_t pid)
+{
+    for (size_t i = 0; i < ch->count; i++) {
+        if (ch->pids[i] == pid) {
+            ch->pids[i] = ch->pids[--ch->count];
+            return;
+        }
+    }
+}
+
+size_t server_children_reap(struct server_children *ch, bool block)
+{
+    struct signalfd_siginfo info;
+    while (read(ch->sigchld_fd, &info, sizeof info) > 0)
+        ; /* SIGCHLDs coalesce: the waitpid loop below finds every exited child */
+    size_t reaped = 0;
+    while (ch->count > 0) {
+        pid_t pid = waitpid(-1, NULL, block ? 0 : WNOHANG);
+        if (pid > 0) {
+            children_remove(ch, pid);
+            reaped++;
+        } else if (pid < 0 && errno == EINTR) {
+            continue;
+        } else {
+            break; /* 0: no other child has exited yet; ECHILD: none is left */
+        }
+    }
+    return reaped;
+}
+
+void server_children_stop(struct server_children *ch)
+{
+    for (size_t i = 0; i < ch->count; i++)
+        kill(ch->pids[i], SIGTERM);
+    server_children_reap(ch, true);
+    free(ch->pids);
+    close(ch->sigchld_fd);
+    *ch = (struct server_children){.sigchld_fd = -1};
+}
+
+/* What a child's signal handler shuts down: the connection it serves, and the listener. */
+static volatile sig_atomic_t child_conn_fd = -1, child_listen_fd = -1, child_stop;
 
 static void child_on_stop_signal(int sig)
 {
     (void)sig;
-    /* shutdown() is async-signal-safe; it makes the child's blocked recv()/send() return, and
+    child_stop = 1;
+    /* shutdown() is async-signal-safe; it makes a blocked recv()/send()/accept() return, and
      * stays in effect if the signal lands just before the call. */
     if (child_conn_fd >= 0)
         shutdown(child_conn_fd, SHUT_RDWR);
+    if (child_listen_fd >= 0)
+        shutdown(child_listen_fd, SHUT_RDWR); /* shared: this is a stop of the whole server */
 }
 
-void server_enter_child(struct server *srv, int conn_fd)
+void server_enter_child(struct server *srv, int conn_fd, bool keep_listener)
 {
-    close(srv->listen_fd);
+    if (!keep_listener)
+        close(srv->listen_fd);
     close(srv->stop_fd);
     child_conn_fd = conn_fd;
+    child_listen_fd = keep_listener ? srv->listen_fd : -1;
     struct sigaction sa = {.sa_handler = child_on_stop_signal, .sa_flags = SA_RESTART};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
@@ -166,6 +241,19 @@ void server_enter_child(struct server *srv, int conn_fd)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
+void server_child_serving(int fd)
+{
+    child_conn_fd = fd;
+    /* A stop that came before the line above found no connection to shut down. */
+    if (fd >= 0 && child_stop)
+        shutdown(fd, SHUT_RDWR);
+}
+
+bool server_child_stopping(void)
+{
+    return child_stop;
 }
 
 int harness_init(struct server *srv, const struct server_config *cfg, struct server_stats *stats)

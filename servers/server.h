@@ -97,6 +97,9 @@ struct server_model {
     enum model_kind kind;
     /* What --threads means for this model ("workers", "reactors"), or NULL if it takes none. */
     const char *threads_meaning;
+    /* The most connections the model can hold at once by construction (select: FD_SETSIZE),
+     * or 0 for no limit of its own; shown by --list, respected by the tests and the bench. */
+    unsigned max_connections;
     /* The model opens one listener per thread with server_listen_again(): the harness then
      * creates the listener with SO_REUSEPORT (after checking that no one else holds the port,
      * so that "port in use" is still an error and never a silent sharing). */
@@ -157,10 +160,38 @@ int server_listen_again(struct server *srv);
 /* Initialises attr for a model thread: the configured stack size. Returns 0 or -errno. */
 int server_thread_attr(struct server *srv, pthread_attr_t *attr);
 
-/* Prepares a freshly forked child process that serves conn_fd: closes the listener and the
- * harness's descriptors, and makes SIGINT/SIGTERM shut conn_fd down so the child finishes
- * promptly. The child must leave with _exit(). */
-void server_enter_child(struct server *srv, int conn_fd);
+/*
+ * Child processes of a process model: the pids of the live ones, and a signalfd that becomes
+ * readable when one exits (SIGCHLD, which the harness blocks in every thread). Only the thread
+ * that forks uses it; a pid stays in the set until server_children_reap() has waited for it,
+ * so a signal sent to the set never reaches a stranger that reused the pid.
+ */
+struct server_children {
+    pid_t *pids;
+    size_t count, cap;
+    int sigchld_fd; /* poll it for readability */
+};
+
+int server_children_init(struct server_children *ch);           /* 0 or -errno */
+int server_children_add(struct server_children *ch, pid_t pid); /* 0 or -ENOMEM */
+/* Waits for the children that have exited (clearing the signalfd); with block, for all of them.
+ * Returns how many were reaped. */
+size_t server_children_reap(struct server_children *ch, bool block);
+/* Sends SIGTERM to every live child and waits for them all; then frees the set. */
+void server_children_stop(struct server_children *ch);
+
+/* Prepares a freshly forked child process: closes the harness's descriptors (and the listener
+ * unless keep_listener), and makes SIGINT/SIGTERM shut down the connection it serves (see
+ * server_child_serving) and the listener, so that the child finishes promptly. conn_fd is the
+ * connection it serves from the start, or -1. The child must leave with _exit(). */
+void server_enter_child(struct server *srv, int conn_fd, bool keep_listener);
+
+/* In a child process: the connection it serves now (-1: none). If a stop signal came already,
+ * fd is shut down at once. */
+void server_child_serving(int fd);
+
+/* In a child process: true once SIGINT or SIGTERM has arrived. */
+bool server_child_stopping(void);
 
 /* Requests a stop: the steps listed at the top of this file. Idempotent; callable from any thread
  * (not from a signal handler). The harness calls it on SIGINT/SIGTERM. */

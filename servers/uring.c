@@ -31,6 +31,14 @@
  *     (completion work runs when this thread asks for completions, not by interrupting it),
  *     falling back to COOP_TASKRUN, then to no flags. The summary says which (note=...).
  *
+ *   The uring_sqpoll variant sets the ring up with IORING_SETUP_SQPOLL: a kernel thread
+ *   (iou-sqp-PID) polls the submission queue and submits what the loop queues, so the loop makes
+ *   no system call to submit - only to wait for completions. The thread keeps polling for
+ *   SQPOLL_IDLE_MS after the last submission before it sleeps. It belongs to the server's
+ *   process, so its CPU time is counted in the server's (the bench reads every thread's
+ *   runtime): on a server confined to one core it competes with the loop for that core, and
+ *   pays off only with a core to spare.
+ *
  *   --threads N runs N rings on N threads, each with its own buffer pool and connections. Ring 0
  *   alone accepts, and hands each new connection to the next ring in turn with a message from
  *   ring to ring (IORING_OP_MSG_RING: the kernel posts a completion carrying the descriptor in
@@ -69,6 +77,7 @@
 #define MAX_HELD 4              /* unsent buffers a connection may hold before reading pauses */
 #define ACCEPT_PAUSE_NS 50000000LL
 #define NO_BUF 0xFFFF
+#define SQPOLL_IDLE_MS 10       /* uring_sqpoll: how long the kernel thread polls when idle */
 
 /* The operation a completion belongs to, in the low bits of user_data; the rest is the
  * connection pointer (NULL for the ring's own requests). */
@@ -128,6 +137,7 @@ struct uring_loop {
     struct uring_loop *all; /* every ring, for ring 0's hand-offs */
     unsigned nloops, next_target;
     struct start_gate *gate; /* every ring is set up before ring 0 accepts */
+    bool sqpoll;             /* the uring_sqpoll variant */
     struct io_uring ring;
     bool ring_ready;
     struct io_uring_buf_ring *br;
@@ -427,21 +437,29 @@ static int loop_run(struct uring_loop *l)
     return 0;
 }
 
-/* Rings accept SINGLE_ISSUER and DEFER_TASKRUN since 6.1, COOP_TASKRUN since 5.19. */
+/* Rings accept SINGLE_ISSUER and DEFER_TASKRUN since 6.1, COOP_TASKRUN since 5.19. An SQPOLL
+ * ring (the variant) takes neither DEFER_TASKRUN (the kernel thread runs the task work) nor
+ * fallbacks: without SQPOLL it would not be the model it claims to be. */
 static int ring_setup(struct uring_loop *l)
 {
     static const struct { unsigned flags; const char *name; } modes[] = {
         {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, "single_issuer+defer_taskrun"},
         {IORING_SETUP_COOP_TASKRUN, "coop_taskrun"},
         {0, "default"},
+    }, sqpoll_mode[] = {
+        {IORING_SETUP_SQPOLL, "sqpoll"},
     };
+    size_t count = l->sqpoll ? 1 : sizeof modes / sizeof modes[0];
     int ret = -EINVAL;
-    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
-        struct io_uring_params p = {.flags = modes[i].flags | IORING_SETUP_CQSIZE,
-                                    .cq_entries = CQ_ENTRIES};
+    for (size_t i = 0; i < count; i++) {
+        const char *name = l->sqpoll ? sqpoll_mode[i].name : modes[i].name;
+        struct io_uring_params p = {.flags = (l->sqpoll ? sqpoll_mode[i].flags : modes[i].flags)
+                                             | IORING_SETUP_CQSIZE,
+                                    .cq_entries = CQ_ENTRIES,
+                                    .sq_thread_idle = SQPOLL_IDLE_MS};
         ret = io_uring_queue_init_params(SQ_ENTRIES, &l->ring, &p);
         if (ret == 0) {
-            l->setup_mode = modes[i].name;
+            l->setup_mode = name;
             l->ring_ready = true;
             return 0;
         }
@@ -519,7 +537,7 @@ static void *loop_thread(void *p)
     return NULL;
 }
 
-static int uring_run(struct server *srv)
+static int run_rings(struct server *srv, bool sqpoll)
 {
     unsigned n = srv->cfg->threads ? srv->cfg->threads : 1;
     struct uring_loop *loops = calloc(n, sizeof *loops);
@@ -529,7 +547,7 @@ static int uring_run(struct server *srv)
     struct start_gate gate = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     for (unsigned i = 0; i < n; i++) {
         loops[i] = (struct uring_loop){.srv = srv, .index = i, .all = loops, .nloops = n,
-                                       .gate = &gate};
+                                       .gate = &gate, .sqpoll = sqpoll};
         loops[i].conns.next = loops[i].conns.prev = &loops[i].conns;
     }
     pthread_attr_t attr;
@@ -564,8 +582,19 @@ static int uring_run(struct server *srv)
     return err;
 }
 
-/* io_uring with provided buffer rings (5.19) and multishot receive (6.0). */
-static int uring_probe(char *why, size_t len)
+static int uring_run(struct server *srv)
+{
+    return run_rings(srv, false);
+}
+
+static int uring_sqpoll_run(struct server *srv)
+{
+    return run_rings(srv, true);
+}
+
+/* io_uring with provided buffer rings (5.19) and multishot receive (6.0); with sqpoll, a ring
+ * with a submission-polling thread as well. */
+static int probe(char *why, size_t len, bool sqpoll)
 {
     struct utsname u;
     unsigned major = 0, minor = 0;
@@ -589,12 +618,31 @@ static int uring_probe(char *why, size_t len)
         munmap(probe->br, probe->br_size);
     free(probe->bufs);
     io_uring_queue_exit(&probe->ring);
-    free(probe);
     if (ret < 0) {
+        free(probe);
         snprintf(why, len, "cannot register a provided buffer ring: %s", strerror(-ret));
         return ret;
     }
-    return 0;
+    if (sqpoll) {
+        struct io_uring_params p = {.flags = IORING_SETUP_SQPOLL, .sq_thread_idle = 1};
+        ret = io_uring_queue_init_params(8, &probe->ring, &p);
+        if (ret == 0)
+            io_uring_queue_exit(&probe->ring);
+        else
+            snprintf(why, len, "an SQPOLL ring is refused: %s", strerror(-ret));
+    }
+    free(probe);
+    return ret;
+}
+
+static int uring_probe(char *why, size_t len)
+{
+    return probe(why, len, false);
+}
+
+static int uring_sqpoll_probe(char *why, size_t len)
+{
+    return probe(why, len, true);
 }
 
 const struct server_model model_uring = {
@@ -604,4 +652,13 @@ const struct server_model model_uring = {
     .threads_meaning = "rings",
     .probe = uring_probe,
     .run = uring_run,
+};
+
+const struct server_model model_uring_sqpoll = {
+    .name = "uring_sqpoll",
+    .summary = "the uring model with a kernel thread polling submissions (SQPOLL)",
+    .kind = MODEL_EVENT_LOOP,
+    .threads_meaning = "rings",
+    .probe = uring_sqpoll_probe,
+    .run = uring_sqpoll_run,
 };

@@ -2,7 +2,8 @@
  * conformance - the behaviour every server model must show, tested from the outside.
  *
  *   conformance --list-cases            one line per case: NAME SCOPE (all | concurrent |
- *                                       threads: models that take --threads)
+ *                                       threads: models that take --threads | limited: models
+ *                                       with a maximum number of connections)
  *   conformance SERVER MODEL CASE       run one case against `SERVER --model MODEL`
  *
  * CTest runs every case against every model that `echo-server --list` reports (see
@@ -34,6 +35,7 @@ struct ctx {
     const char *bin;
     const char *model;
     bool concurrent;
+    int max_connections; /* from --list; 0: no limit of its own */
 };
 
 /* --- cases that every model passes ---------------------------------------------------------- */
@@ -461,6 +463,43 @@ static int case_fd_exhaustion(struct ctx *c)
     return 0;
 }
 
+static int case_beyond_max_connections(struct ctx *c)
+{
+    /* A model that can hold at most `max` connections (select: FD_SETSIZE) must refuse the
+     * rest cleanly: each connection is either served or closed, none hangs, nothing crashes. */
+    int n = c->max_connections + 50;
+    int *fds = calloc((size_t)n, sizeof *fds);
+    int served = 0, refused = 0;
+    for (int i = 0; i < n; i++)
+        if ((fds[i] = client_connect(&c->srv, 5000)) < 0)
+            return fail("connect %d: %s", i, strerror(-fds[i]));
+    for (int i = 0; i < n; i++) {
+        char b = 'y', e = 0;
+        int r = send_all_timeout(fds[i], &b, 1, 2000);
+        if (r == 0)
+            r = recv_exact_timeout(fds[i], &e, 1, 5000);
+        if (r == 0 && e == b)
+            served++;
+        else if (r == -EPIPE || r == -ECONNRESET)
+            refused++;
+        else
+            return fail("connection %d neither served nor refused: %s", i,
+                        r < 0 ? strerror(-r) : "wrong byte");
+    }
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    free(fds);
+    printf("%d connections: %d served, %d refused\n", n, served, refused);
+    if (served < c->max_connections)
+        return fail("only %d connections served, the model promises %d", served,
+                    c->max_connections);
+    if (refused == 0)
+        return fail("no connection refused beyond the limit of %d", c->max_connections);
+    usleep(200 * 1000);
+    return echo_roundtrip(&c->srv, 4096, 21, 5000) < 0
+               ? fail("not serving after the excess connections closed: %s", test_error) : 0;
+}
+
 /* --- the table ------------------------------------------------------------------------------ */
 
 static const char *const three_threads[] = {"--threads", "3", NULL};
@@ -471,6 +510,7 @@ static const struct test_case {
     const char *name;
     bool concurrent_only;
     bool threads_only; /* for models that take --threads: run with 3 of them */
+    bool limited_only; /* for models that declare a maximum number of connections */
     int (*run)(struct ctx *c);
     const char *const *server_args;
     long nofile;
@@ -494,20 +534,24 @@ static const struct test_case {
     {.name = "fd_exhaustion", .run = case_fd_exhaustion, .concurrent_only = true, .nofile = 64},
     {.name = "many_500_threads", .run = case_many_500, .threads_only = true,
      .server_args = three_threads},
+    {.name = "beyond_max_connections", .run = case_beyond_max_connections, .limited_only = true},
 };
 
-/* Reads the model's KIND column from `SERVER --list`. Returns 0, or -1 if it is not listed. */
-static int model_kind(const char *bin, const char *model, char *kind, size_t len)
+/* Reads the model's KIND and MAX_CONNS columns from `SERVER --list`. Returns 0, or -1 if the
+ * model is not listed. */
+static int model_kind(const char *bin, const char *model, char *kind, size_t len, int *max)
 {
-    char cmd[1024], line[512], name[128], k[64];
+    char cmd[1024], line[512], name[128], k[64], threads[64], limit[32];
     snprintf(cmd, sizeof cmd, "'%s' --list", bin);
     FILE *f = popen(cmd, "r");
     if (!f)
         return -1;
     int found = -1;
     while (fgets(line, sizeof line, f)) {
-        if (sscanf(line, "%127s %63s", name, k) == 2 && strcmp(name, model) == 0) {
+        if (sscanf(line, "%127s %63s %63s %31s", name, k, threads, limit) == 4
+            && strcmp(name, model) == 0) {
             snprintf(kind, len, "%s", k);
+            *max = atoi(limit); /* "-" reads as 0 */
             found = 0;
         }
     }
@@ -560,6 +604,7 @@ int main(int argc, char **argv)
     if (argc == 2 && strcmp(argv[1], "--list-cases") == 0) {
         for (size_t i = 0; i < ncases; i++)
             printf("%s %s\n", cases[i].name, cases[i].threads_only      ? "threads"
+                                            : cases[i].limited_only    ? "limited"
                                             : cases[i].concurrent_only ? "concurrent"
                                                                        : "all");
         return 0;
@@ -578,7 +623,7 @@ int main(int argc, char **argv)
     }
     struct ctx c = {.bin = argv[1], .model = argv[2]};
     char kind[64] = "";
-    if (model_kind(c.bin, c.model, kind, sizeof kind) < 0) {
+    if (model_kind(c.bin, c.model, kind, sizeof kind, &c.max_connections) < 0) {
         printf("FAIL: '%s --list' does not list model '%s'\n", c.bin, c.model);
         return 1;
     }

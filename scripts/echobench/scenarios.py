@@ -98,6 +98,9 @@ def connection_limit(model, workers):
         return 1, "serves one connection at a time"
     if model.threads == "workers":
         return workers, f"{workers} workers serve {workers} connections at a time"
+    if model.max_connections:
+        return model.max_connections, (f"holds at most {model.max_connections} connections "
+                                       "(see echo-server --list)")
     return None, ""
 
 

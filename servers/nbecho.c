@@ -1,0 +1,99 @@
+#include "nbecho.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static char *get_buffer(struct nb_loop *l)
+{
+    return l->nspare ? l->spare[--l->nspare] : malloc(ECHO_BUF_SIZE);
+}
+
+static void put_buffer(struct nb_loop *l, char *b)
+{
+    if (l->nspare < NB_SPARE_BUFFERS)
+        l->spare[l->nspare++] = b;
+    else
+        free(b);
+}
+
+/* Echoes n bytes of the loop's buffer; parks what the socket does not take. */
+static enum nb_next echo_chunk(struct nb_loop *l, struct nb_conn *c, size_t n)
+{
+    ssize_t sent;
+    while ((sent = send(c->fd, l->buf, n, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    if (sent < 0) {
+        if (errno != EAGAIN)
+            return NB_DONE;
+        sent = 0;
+    }
+    c->echoed += (uint64_t)sent;
+    if ((size_t)sent == n)
+        return NB_WANT_INPUT;
+    c->pending = get_buffer(l);
+    if (!c->pending)
+        return NB_DONE;
+    c->pending_off = 0;
+    c->pending_len = (uint32_t)(n - (size_t)sent);
+    memcpy(c->pending, l->buf + sent, c->pending_len);
+    return NB_WANT_OUTPUT;
+}
+
+enum nb_next nb_readable(struct nb_loop *l, struct nb_conn *c, enum nb_read how)
+{
+    if (c->pending)
+        return NB_WANT_OUTPUT; /* back-pressure: not a byte more until the client catches up */
+    for (;;) {
+        ssize_t n = recv(c->fd, l->buf, sizeof l->buf, 0);
+        if (n > 0) {
+            echo_account(l->work, &c->stream, (size_t)n);
+            enum nb_next next = echo_chunk(l, c, (size_t)n);
+            if (next != NB_WANT_INPUT || how == NB_READ_ONCE)
+                return next;
+            if (how == NB_READ_UNTIL_SHORT && (size_t)n < sizeof l->buf)
+                return NB_WANT_INPUT; /* drained: later bytes raise a new edge */
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return NB_WANT_INPUT;
+        return NB_DONE; /* 0: the client half-closed and has everything back; or an error */
+    }
+}
+
+enum nb_next nb_writable(struct nb_loop *l, struct nb_conn *c)
+{
+    while (c->pending_len > 0) {
+        ssize_t n = send(c->fd, c->pending + c->pending_off, c->pending_len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN ? NB_WANT_OUTPUT : NB_DONE;
+        }
+        c->pending_off += (uint32_t)n;
+        c->pending_len -= (uint32_t)n;
+        c->echoed += (uint64_t)n;
+    }
+    nb_release(l, c);
+    /* Drained: resume reading, all of it - input that arrived meantime raised no new notice
+     * for an edge-triggered loop. */
+    return nb_readable(l, c, NB_READ_ALL);
+}
+
+void nb_release(struct nb_loop *l, struct nb_conn *c)
+{
+    if (c->pending) {
+        put_buffer(l, c->pending);
+        c->pending = NULL;
+        c->pending_len = 0;
+    }
+}
+
+void nb_loop_destroy(struct nb_loop *l)
+{
+    while (l->nspare)
+        free(l->spare[--l->nspare]);
+}

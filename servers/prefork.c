@@ -1,0 +1,152 @@
+/*
+ * prefork.c - N worker processes, forked at start, accept on one shared listener (Apache's
+ * prefork).
+ *
+ * How it works
+ *   The parent creates the listening socket (the harness does), then forks --threads N worker
+ *   processes (default: the number of CPUs, at least 2). Each worker inherits the listener and
+ *   runs the sequential server's loop on it: accept() a connection, echo it with blocking calls
+ *   until the client is done, close, accept the next. No fork() per connection - the cost of
+ *   fork.c is paid N times at start - and the workers are isolated processes, so a crash takes
+ *   one client down and the parent simply forks a replacement. The parent only supervises: it
+ *   sleeps on a SIGCHLD signalfd and the stop descriptor, replaces a worker that died, and at stop
+ *   sends SIGTERM to all and waits for them.
+ *
+ * The thundering herd
+ *   N processes sleep in accept() on the same socket; when one connection arrives, must all N
+ *   wake up and race for it, N-1 in vain? Not for a blocking accept() on Linux: the listener's
+ *   wait queue is exclusive, so the kernel wakes exactly one sleeper per connection (since
+ *   2.6). The herd was real with select()/poll() on the listener before accept() - every
+ *   poller wakes - which is why Apache serialised its workers with an "accept mutex". This model
+ *   relies on the blocking accept() and needs none; the summary line shows how the connections
+ *   spread over the workers (per_thread=...).
+ *
+ * What limits it
+ *   A worker serves one connection at a time: N workers serve N clients, and client N+1 waits in
+ *   the listen backlog until one leaves, as with the thread pool. Each worker is a full process
+ *   (memory, a scheduler entity). The listener must stay blocking (a shared non-blocking
+ *   listener would turn the kernel's single wake-up into N workers spinning on EAGAIN).
+ *
+ * Try it
+ *   echo-server --model prefork --threads 4 --port 7007
+ *   nc 127.0.0.1 7007
+ *   pstree -p $(pgrep -f 'model prefork')      # the parent and its 4 workers
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "server.h"
+
+#define ACCEPT_PAUSE_NS (50 * NS_PER_MS)
+
+/* A worker process: accept, serve, repeat, until a stop. */
+static _Noreturn void worker_main(struct server *srv, unsigned index, int sigchld_fd)
+{
+    close(sigchld_fd);
+    server_enter_child(srv, -1, true); /* keep the listener: accepting is the worker's job */
+    while (!server_child_stopping()) {
+        int fd = net_accept(srv->listen_fd, 0);
+        if (fd < 0) {
+            if (!net_accept_error_is_exhaustion(-fd))
+                break; /* EINVAL: the listener was shut down - the server is stopping */
+            server_count(&srv->stats->accept_pauses, 1);
+            clock_sleep_ns(ACCEPT_PAUSE_NS); /* out of descriptors: let some close */
+            continue;
+        }
+        server_count(&srv->stats->connections, 1);
+        if (index < SERVER_STATS_THREADS)
+            server_count(&srv->stats->per_thread[index], 1);
+        server_child_serving(fd);
+        uint64_t echoed = 0;
+        (void)echo_serve_blocking(fd, &srv->cfg->work, &echoed);
+        server_child_serving(-1);
+        close(fd);
+        server_count(&srv->stats->bytes_echoed, echoed);
+    }
+    _exit(0);
+}
+
+struct workers {
+    struct server_children children;
+    pid_t *pid_of; /* pid_of[i]: worker i's process, to replace the right one */
+    unsigned n;
+};
+
+static int start_worker(struct server *srv, struct workers *w, unsigned i)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        worker_main(srv, i, w->children.sigchld_fd);
+    if (pid < 0)
+        return -errno;
+    w->pid_of[i] = pid;
+    return server_children_add(&w->children, pid);
+}
+
+/* Replaces the workers that have exited (while the server is not stopping). */
+static int replace_exited(struct server *srv, struct workers *w)
+{
+    server_children_reap(&w->children, false);
+    for (unsigned i = 0; i < w->n && !server_stopping(srv); i++) {
+        bool alive = false;
+        for (size_t k = 0; k < w->children.count; k++)
+            alive |= w->children.pids[k] == w->pid_of[i];
+        if (!alive) {
+            int err = start_worker(srv, w, i);
+            if (err < 0)
+                return err;
+        }
+    }
+    return 0;
+}
+
+static int prefork_run(struct server *srv)
+{
+    struct workers w = {.n = srv->cfg->threads};
+    if (w.n == 0) {
+        w.n = server_cpu_count();
+        if (w.n < 2)
+            w.n = 2; /* one idle client must not stall the whole server */
+    }
+    int err = server_children_init(&w.children);
+    w.pid_of = calloc(w.n, sizeof *w.pid_of);
+    if (err < 0 || !w.pid_of) {
+        free(w.pid_of);
+        return server_fail(srv, "signalfd", err < 0 ? err : -ENOMEM);
+    }
+    atomic_store(&srv->stats->threads_reported, w.n);
+    for (unsigned i = 0; i < w.n && err == 0; i++)
+        if ((err = start_worker(srv, &w, i)) < 0)
+            err = server_fail(srv, "fork", err);
+
+    struct pollfd pfd[2] = {
+        {.fd = w.children.sigchld_fd, .events = POLLIN},
+        {.fd = srv->stop_fd, .events = POLLIN},
+    };
+    while (err == 0 && !server_stopping(srv)) {
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno != EINTR)
+                err = server_fail(srv, "poll", -errno);
+            continue;
+        }
+        if (pfd[0].revents && (err = replace_exited(srv, &w)) < 0)
+            err = server_fail(srv, "fork", err);
+    }
+    /* The harness shut the shared listener down, which ends every worker's accept(); SIGTERM
+     * ends the connections they are serving. */
+    server_children_stop(&w.children);
+    free(w.pid_of);
+    return err;
+}
+
+const struct server_model model_prefork = {
+    .name = "prefork",
+    .summary = "N pre-forked worker processes accept on one shared listener (Apache prefork)",
+    .kind = MODEL_PROCESSES,
+    .threads_meaning = "workers",
+    .run = prefork_run,
+};
