@@ -60,7 +60,6 @@
 
 #define MAX_EVENTS 256
 #define ACCEPT_BATCH 16          /* connections taken per wake-up before serving others */
-#define ACCEPT_PAUSE_NS (50 * NS_PER_MS)
 
 struct conn {
     struct nb_conn nb;           /* the socket and its echo state (nbecho.h) */
@@ -73,7 +72,7 @@ struct reactor {
     int ep;
     int listen_fd;             /* the harness's listener for reactor 0, its own for the others */
     bool listening;            /* the listener is in this epoll set */
-    uint64_t accept_resume_ns; /* when paused after EMFILE */
+    uint64_t accept_resume_ns; /* 0, or when to accept again after EMFILE */
     struct conn conns;         /* list head */
     struct server_thread_totals totals;
     struct nb_loop nb;         /* the receive buffer all connections of this reactor share */
@@ -125,17 +124,12 @@ static int listen_in(struct reactor *r, bool on)
 static void accept_batch(struct reactor *r)
 {
     for (int i = 0; i < ACCEPT_BATCH; i++) {
-        int fd = net_accept(r->listen_fd, SOCK_NONBLOCK);
+        int fd = server_accept_nonblocking(r->listen_fd, &r->totals, &r->accept_resume_ns);
         if (fd < 0) {
-            if (net_accept_error_is_exhaustion(-fd)) {
-                /* Keep serving what we have; try again after a pause. */
-                r->totals.pauses++;
-                listen_in(r, false);
-                r->accept_resume_ns = clock_now_ns() + ACCEPT_PAUSE_NS;
-            }
-            return; /* EAGAIN: another reactor took it, or nothing left */
+            if (r->accept_resume_ns)
+                listen_in(r, false); /* out of descriptors: not until accept_resume_ns */
+            return;
         }
-        r->totals.accepted++;
         struct conn *c = calloc(1, sizeof *c);
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                                  .data.ptr = c};
@@ -161,6 +155,7 @@ static int reactor_loop(struct reactor *r)
         if (!r->listening) {
             uint64_t now = clock_now_ns();
             if (now >= r->accept_resume_ns) {
+                r->accept_resume_ns = 0;
                 int err = listen_in(r, true);
                 if (err < 0)
                     return server_fail(r->srv, "epoll_ctl", err);

@@ -32,7 +32,6 @@
 #include "nbecho.h"
 #include "server.h"
 
-#define ACCEPT_PAUSE_NS (50 * NS_PER_MS)
 #define STOP 0      /* pfds[0]: the stop descriptor */
 #define LISTENER 1  /* pfds[1]: the listener; connections from 2 on */
 
@@ -85,16 +84,12 @@ static void remove_conn(struct poll_loop *l, nfds_t i)
 static void accept_ready(struct poll_loop *l)
 {
     for (int i = 0; i < 16; i++) {
-        int fd = net_accept(l->srv->listen_fd, SOCK_NONBLOCK);
+        int fd = server_accept_nonblocking(l->srv->listen_fd, &l->totals, &l->accept_resume_ns);
         if (fd < 0) {
-            if (net_accept_error_is_exhaustion(-fd)) {
-                l->totals.pauses++;
-                l->accept_resume_ns = clock_now_ns() + ACCEPT_PAUSE_NS;
-                l->pfds[LISTENER].events = 0;
-            }
+            if (l->accept_resume_ns)
+                l->pfds[LISTENER].events = 0; /* out of descriptors: not until the pause ends */
             return;
         }
-        l->totals.accepted++;
         if (add_conn(l, fd) < 0) {
             close(fd);
             l->totals.shed++;

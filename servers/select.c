@@ -38,7 +38,6 @@
 #include "server.h"
 
 #define MAX_CONNECTIONS 1000         /* what --list promises; the hard limit is FD_SETSIZE */
-#define ACCEPT_PAUSE_NS (50 * NS_PER_MS)
 
 struct select_loop {
     struct server *srv;
@@ -65,15 +64,9 @@ static void close_conn(struct select_loop *l, int fd)
 static void accept_ready(struct select_loop *l)
 {
     for (int i = 0; i < 16; i++) {
-        int fd = net_accept(l->srv->listen_fd, SOCK_NONBLOCK);
-        if (fd < 0) {
-            if (net_accept_error_is_exhaustion(-fd)) {
-                l->totals.pauses++;
-                l->accept_resume_ns = clock_now_ns() + ACCEPT_PAUSE_NS;
-            }
+        int fd = server_accept_nonblocking(l->srv->listen_fd, &l->totals, &l->accept_resume_ns);
+        if (fd < 0)
             return;
-        }
-        l->totals.accepted++;
         struct nb_conn *c = fd < FD_SETSIZE ? calloc(1, sizeof *c) : NULL;
         if (!c) {
             /* Beyond FD_SETSIZE (or out of memory): refuse cleanly rather than overflow. */

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "harness.h"
 
 /* How long accept waits after running out of descriptors: long enough not to spin, short enough
@@ -122,6 +123,20 @@ int server_fail(struct server *srv, const char *call, int err)
     }
     server_request_stop(srv);
     return err;
+}
+
+int server_accept_nonblocking(int listen_fd, struct server_thread_totals *t, uint64_t *resume_ns)
+{
+    int fd = net_accept(listen_fd, SOCK_NONBLOCK);
+    if (fd >= 0) {
+        t->accepted++;
+        return fd;
+    }
+    if (net_accept_error_is_exhaustion(-fd)) {
+        t->pauses++;
+        *resume_ns = clock_now_ns() + SERVER_ACCEPT_PAUSE_NS;
+    }
+    return -1; /* EAGAIN: nothing waiting (or another thread took it) */
 }
 
 void server_add_thread_totals(struct server *srv, unsigned index,

@@ -206,6 +206,7 @@ static inline void server_count(_Atomic uint64_t *counter, uint64_t n)
     atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
 }
 
+
 /* What one thread of an event-loop model counted locally (no atomics while serving). */
 struct server_thread_totals {
     uint64_t accepted;  /* connections it accepted */
@@ -214,6 +215,18 @@ struct server_thread_totals {
     uint64_t shed;
     uint64_t pauses;    /* accept pauses */
 };
+
+/* How long an event loop stops accepting after running out of descriptors or memory. */
+#define SERVER_ACCEPT_PAUSE_NS 50000000ull
+
+/*
+ * For event loops: takes one waiting connection from a non-blocking listener. Returns the new
+ * socket (non-blocking, close-on-exec, TCP_NODELAY; counted in t->accepted), or -1 when none is
+ * waiting - or when descriptors or memory ran out: then t->pauses is counted and *resume_ns is
+ * set to when the loop should start accepting again (until then it must stop watching the
+ * listener, or it would spin). It keeps serving its connections meanwhile.
+ */
+int server_accept_nonblocking(int listen_fd, struct server_thread_totals *t, uint64_t *resume_ns);
 
 /* Adds a thread's totals to the stats once it has finished, `served` as thread `index`. */
 void server_add_thread_totals(struct server *srv, unsigned index,
