@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# What the conformance suite cannot see from outside one connection:
+#   prefork   - a worker process that dies is replaced, and service goes on
+#   uring_sqpoll - the CPU time of the kernel's submission thread (iou-sqp-PID) is counted in
+#               the server's CPU figures (loadgen --server-pid)
+#   usage: process_models.sh CASE ECHO_SERVER LOADGEN
+set -u
+case_name=$1 server=$2 loadgen=$3
+tmp=$(mktemp -d)
+pid=
+trap '[ -n "$pid" ] && kill -TERM $pid 2>/dev/null; wait; rm -rf "$tmp"' EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+start() { # model, args...: sets pid and port; exits 77 if the model is not built or cannot run
+    local model=$1; shift
+    "$server" --list | grep -q "^$model " || { echo "SKIP: $model is not built"; exit 77; }
+    "$server" --model "$model" --port 0 "$@" >"$tmp/out" 2>"$tmp/err" &
+    pid=$!
+    for _ in $(seq 100); do
+        grep -q '^listening' "$tmp/out" && break
+        kill -0 $pid 2>/dev/null || { wait $pid; [ $? -eq 3 ] && { cat "$tmp/err"; exit 77; }; }
+        sleep 0.05
+    done
+    port=$(sed -E 's/^listening on .*:([0-9]+) model=.*/\1/' "$tmp/out")
+}
+
+case $case_name in
+prefork_replaces_workers)
+    start prefork --threads 2
+    workers=$(pgrep -P $pid | sort)
+    [ "$(echo "$workers" | wc -l)" -eq 2 ] || fail "expected 2 workers, found: $workers"
+    victim=$(echo "$workers" | head -1)
+    kill -KILL "$victim"
+    for _ in $(seq 40); do
+        now=$(pgrep -P $pid | sort)
+        [ "$(echo "$now" | wc -l)" -eq 2 ] && ! echo "$now" | grep -qx "$victim" && break
+        sleep 0.05
+    done
+    echo "$now" | grep -qx "$victim" && fail "the killed worker is still listed"
+    [ "$(echo "$now" | wc -l)" -eq 2 ] || fail "the killed worker was not replaced: $now"
+    for i in 1 2 3 4; do
+        out=$(echo "ping $i" | timeout 5 nc -N 127.0.0.1 "$port")
+        [ "$out" = "ping $i" ] || fail "no echo after the replacement: '$out'"
+    done
+    ;;
+sqpoll_cpu_counted)
+    start uring_sqpoll
+    sqpoll_runtime() { # ns of CPU used so far by the process's iou-sqp threads
+        local total=0 t
+        for t in /proc/$pid/task/*; do
+            grep -q '^iou-sqp' "$t/comm" 2>/dev/null || continue
+            total=$((total + $(cut -d' ' -f1 "$t/schedstat")))
+        done
+        echo $total
+    }
+    before=$(sqpoll_runtime)
+    [ "$before" -gt 0 ] || fail "no iou-sqp thread in the server process"
+    timeout 60 "$loadgen" --port "$port" -c 8 -d 2s --warmup 0 --server-pid $pid \
+        --json "$tmp/r.json" -q || fail "loadgen failed"
+    after=$(sqpoll_runtime)
+    verdict=$(python3 -c "
+import json, sys
+j = json.load(open('$tmp/r.json'))
+server = j['server_cpu']['seconds']
+sqp = ($after - $before) / 1e9
+print('ok' if sqp > 0.05 and server >= 0.9 * sqp else f'server {server:.2f} s, sqpoll thread {sqp:.2f} s')")
+    [ "$verdict" = ok ] || fail "the SQPOLL thread's CPU is not in the server's: $verdict"
+    ;;
+*)
+    echo "unknown case $case_name"; exit 2 ;;
+esac
+kill -TERM $pid; wait $pid; rc=$?; pid=
+[ $rc -eq 0 ] || fail "the server exited $rc after SIGTERM"
+[ $failures -eq 0 ] && echo "PASS: $case_name"
+exit $((failures > 0))
