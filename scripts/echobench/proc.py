@@ -1,6 +1,13 @@
-"""A server's process tree as /proc shows it: resident memory, processes and threads."""
+"""A server's process tree as /proc shows it: resident memory, processes and threads.
+
+Reading it costs CPU on whatever CPU the reader runs, so it is kept cheap: the tree is walked
+through /proc/PID/task/TID/children (no scan of every process on the machine), and one status
+file is read per process.
+"""
 
 import os
+
+_HAVE_CHILDREN_FILES = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
 
 
 def processes():
@@ -17,42 +24,64 @@ def processes():
         yield int(name), int(fields[1]), fields[0], stat[stat.find("(") + 1:stat.rfind(")")]
 
 
-def _children_map():
-    """{parent pid: [child pids]} for every process on the machine, in one pass over /proc."""
-    children = {}
-    for pid, ppid, _, _ in processes():
-        children.setdefault(ppid, []).append(pid)
-    return children
+def _children(pid, table):
+    if not _HAVE_CHILDREN_FILES:
+        return table.get(pid, [])
+    kids = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return kids
+    for tid in tids:  # each thread lists the children it forked
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return kids
 
 
 def tree_pids(root):
     """root and all its living descendants."""
-    children = _children_map()
+    table = {}
+    if not _HAVE_CHILDREN_FILES:  # fall back to one pass over every process
+        for pid, ppid, _, _ in processes():
+            table.setdefault(ppid, []).append(pid)
     pids, todo = [], [root]
     while todo:
         pid = todo.pop()
         pids.append(pid)
-        todo.extend(children.get(pid, []))
+        todo.extend(_children(pid, table))
     return pids
 
 
-def _status_field(pid, field):
+def _status(pid):
+    """{field: value in kB or count} of the fields used here."""
+    out = {}
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
+                key, _, rest = line.partition(":")
+                if key in ("VmRSS", "VmHWM", "Threads"):
+                    out[key] = int(rest.split()[0])
     except (OSError, ValueError, IndexError):
         pass
-    return 0
+    return out
+
+
+def tree_sample(root):
+    """(resident KiB, high-water-mark KiB, processes, threads) summed over root's tree.
+    VmHWM is each process's own peak, kept by the kernel between samples."""
+    rss = hwm = threads = 0
+    pids = tree_pids(root)
+    for pid in pids:
+        s = _status(pid)
+        rss += s.get("VmRSS", 0)
+        hwm += s.get("VmHWM", 0)
+        threads += s.get("Threads", 0)
+    return rss, hwm, len(pids), threads
 
 
 def tree_rss_kib(root):
     """Resident memory (VmRSS) of root and its descendants, in KiB."""
-    return sum(_status_field(pid, "VmRSS") for pid in tree_pids(root))
-
-
-def tree_counts(root):
-    """(processes, threads) in root's tree."""
-    pids = tree_pids(root)
-    return len(pids), sum(_status_field(pid, "Threads") for pid in pids)
+    return tree_sample(root)[0]

@@ -6,10 +6,11 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .proc import tree_counts, tree_rss_kib
+from .proc import tree_sample
 from .run import Server, ServerError, run_loadgen
 
 LOADGEN_TIMEOUT = "2s"   # no echo for this long: the connection is counted as timed out
+IDLE_TIMEOUT = "15s"     # idle cells: time to establish every connection (fork forks each)
 
 
 @dataclass
@@ -32,35 +33,48 @@ class Placement:
 
 
 class TreeSampler(threading.Thread):
-    """Samples the server's resident memory, processes and threads until stopped; keeps the
-    maxima. Sampling slows down when the tree is large (reading /proc costs)."""
+    """Watches the server's process tree - resident memory, processes, threads - and keeps the
+    maxima. Every sample takes CPU from the load generator's core, where this script runs, so
+    it samples once per `interval` (none at all when interval is None: latency cells, where a
+    preempted load generator would show up in the percentiles), and final() adds the tree's
+    high-water marks at the end: the peak of each process, kept by the kernel."""
 
-    def __init__(self, pid):
+    def __init__(self, pid, interval):
         super().__init__(daemon=True)
         self.pid = pid
+        self.interval = interval
         self.rss_peak = 0
         self.processes_peak = 0
         self.threads_peak = 0
         self._finished = threading.Event()
 
     def sample(self):
-        rss = tree_rss_kib(self.pid)
-        procs, threads = tree_counts(self.pid)
+        rss, hwm, procs, threads = tree_sample(self.pid)
         self.rss_peak = max(self.rss_peak, rss)
         self.processes_peak = max(self.processes_peak, procs)
         self.threads_peak = max(self.threads_peak, threads)
-        return rss
+        return rss, hwm
 
     def run(self):
-        while not self._finished.is_set():
-            t0 = time.monotonic()
+        while not self._finished.wait(self.interval):
             self.sample()
-            took = time.monotonic() - t0
-            self._finished.wait(max(0.2, 5 * took))
 
-    def stop(self):
+    def start(self):
+        if self.interval:
+            super().start()
+
+    def final(self):
+        """Stops sampling and takes the last reading (with the high-water marks)."""
         self._finished.set()
-        self.join()
+        if self.interval:
+            self.join()
+        _, hwm = self.sample()
+        self.rss_peak = max(self.rss_peak, hwm)
+
+
+# How often each scenario samples the server's tree, in seconds (None: only before and after).
+SAMPLE_INTERVAL = {"latency": None, "idle": 0.5}
+DEFAULT_SAMPLE_INTERVAL = 1.0
 
 
 def server_args(cell, model, workers):
@@ -79,7 +93,8 @@ def loadgen_args(cell, ctx, server_pid, hgrm):
     duration = ctx.latency_duration if cell.scenario == "latency" else ctx.duration
     args = ["-t", str(threads), "-c", str(cell.connections), "-s", str(cell.size),
             "--pipeline", str(cell.pipeline), "-d", f"{duration}s",
-            "--warmup", f"{ctx.warmup}s", "--timeout", LOADGEN_TIMEOUT,
+            "--warmup", f"{ctx.warmup}s",
+            "--timeout", IDLE_TIMEOUT if cell.idle else LOADGEN_TIMEOUT,
             "--server-pid", str(server_pid)]
     if hgrm:
         args += ["--hgrm", hgrm]
@@ -137,15 +152,16 @@ def run_cell(cell, model, ctx):
     cell_timeout = ctx.warmup + max(ctx.duration, ctx.latency_duration) + 45
     try:
         with Server(argv, cpus=ctx.placement.server_cpus) as srv:
-            sampler = TreeSampler(srv.pid)
-            rss_base = sampler.sample()
+            sampler = TreeSampler(srv.pid, SAMPLE_INTERVAL.get(cell.scenario,
+                                                               DEFAULT_SAMPLE_INTERVAL))
+            rss_base = sampler.sample()[0]
             sampler.start()
             try:
                 report, status, err = run_loadgen(
                     ctx.loadgen, srv.port, loadgen_args(cell, ctx, srv.pid, hgrm),
                     timeout=cell_timeout)
             finally:
-                sampler.stop()
+                sampler.final()
             exit_status = srv.stop()
             server_err = srv.stderr().strip().splitlines()
     except ServerError as e:
