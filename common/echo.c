@@ -1,5 +1,7 @@
 #include "echo.h"
 
+#include <signal.h>
+
 #include "clock.h"
 #include "net.h"
 
@@ -22,12 +24,20 @@ void echo_burn_cpu(uint32_t us)
     burn_sink = x;
 }
 
+/* Process-wide: set once, when the server stops (see echo_abort_costs). */
+static volatile sig_atomic_t costs_aborted;
+
+void echo_abort_costs(void)
+{
+    costs_aborted = 1;
+}
+
 uint64_t echo_account_slow(const struct echo_work *w, struct echo_stream *s, size_t len)
 {
     uint64_t total = s->msg_fill + len;
     uint64_t completed = total / w->msg_size;
     s->msg_fill = total % w->msg_size;
-    for (uint64_t i = 0; i < completed; i++) {
+    for (uint64_t i = 0; i < completed && !costs_aborted; i++) {
         echo_burn_cpu(w->work_us);
         if (w->sleep_us)
             clock_sleep_ns(w->sleep_us * NS_PER_US);

@@ -48,6 +48,11 @@ static inline uint64_t echo_account(const struct echo_work *w, struct echo_strea
     return echo_account_slow(w, s, len);
 }
 
+/* Stops paying per-message costs in this process from now on: a server that is stopping must
+ * not keep burning CPU or sleeping for thousands of buffered messages. Bytes are still
+ * echoed. Async-signal-safe (it sets a flag), so a signal handler may call it. */
+void echo_abort_costs(void);
+
 /* Burns us microseconds of this thread's CPU time on a computation the compiler cannot remove. */
 void echo_burn_cpu(uint32_t us);
 

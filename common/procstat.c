@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int procstat_read(pid_t pid, struct procstat *out)
@@ -101,48 +102,28 @@ static long rss_kib(pid_t pid)
     return kib;
 }
 
-/* Every process on the machine, read in one pass over /proc. */
+/* Every process on the machine, read in one pass over /proc (where there are no children
+ * files to walk a tree by). */
 struct proc_entry {
     pid_t pid, ppid;
-    uint64_t live_ticks;   /* utime + stime */
-    uint64_t reaped_ticks; /* cutime + cstime: children it has waited for */
 };
 
-/* The precise CPU time of a living process: the scheduler's runtime of each of its threads
- * (/proc/PID/task/TID/schedstat, nanoseconds). utime and stime in /proc/PID/stat are derived
- * from tick sampling, and for many processes running short slices - a fork server with hundreds
- * of children - they miss much of it (measured: 1.2 s of 2.0 s busy). Returns 0 or -errno
- * (no schedstat in this kernel, or the process is gone). */
+/* The precise CPU time of a living process: its process CPU clock, the scheduler's runtime of
+ * all its threads, those that have exited included (and kernel threads of the process, such as
+ * io_uring's SQPOLL thread). utime and stime in /proc/PID/stat are derived from tick sampling,
+ * and for many processes running short slices - a fork server with hundreds of children - they
+ * miss much of it (measured: 1.2 s of 2.0 s busy). Returns 0 or -errno. */
 static int live_cpu_ns(pid_t pid, uint64_t *ns)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%ld/task", (long)pid);
-    DIR *d = opendir(path);
-    if (!d)
+    clockid_t clock;
+    struct timespec ts;
+    int err = clock_getcpuclockid(pid, &clock);
+    if (err != 0)
+        return -err;
+    if (clock_gettime(clock, &ts) != 0)
         return -errno;
-    uint64_t total = 0;
-    int err = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char file[320];
-        snprintf(file, sizeof file, "/proc/%ld/task/%s/schedstat", (long)pid, e->d_name);
-        FILE *f = fopen(file, "re");
-        unsigned long long run = 0;
-        if (!f) {
-            if (errno != ENOENT) /* a thread that just ended is fine */
-                err = -errno;
-            continue;
-        }
-        if (fscanf(f, "%llu", &run) != 1)
-            err = -EIO;
-        fclose(f);
-        total += run;
-    }
-    closedir(d);
-    *ns = total;
-    return err;
+    *ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    return 0;
 }
 
 struct snapshot {
@@ -166,8 +147,7 @@ static void add_entry(pid_t pid, const struct procstat *ps, void *arg)
         sn->all = more;
         sn->cap = cap;
     }
-    sn->all[sn->n++] = (struct proc_entry){pid, ps->ppid, ps->utime + ps->stime,
-                                           ps->cutime + ps->cstime};
+    sn->all[sn->n++] = (struct proc_entry){pid, ps->ppid};
 }
 
 static int snapshot(struct proc_entry **out, size_t *count)
@@ -204,53 +184,125 @@ static ssize_t find_pid(const struct proc_entry *all, size_t n, pid_t pid)
     return -1;
 }
 
-/* Sums CPU time in ns (and, with want_rss, VmRSS) over root and its descendants. */
-static int walk_tree(pid_t root, uint64_t *cpu_ns, long *rss, int want_rss)
+/* A growing list of pids. */
+struct pid_list {
+    pid_t *pids;
+    size_t n, cap;
+};
+
+static int pid_list_add(struct pid_list *l, pid_t pid)
 {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        pid_t *pids = realloc(l->pids, cap * sizeof *pids);
+        if (!pids)
+            return -ENOMEM;
+        l->pids = pids;
+        l->cap = cap;
+    }
+    l->pids[l->n++] = pid;
+    return 0;
+}
+
+/* Appends the children of pid, as its threads list them in /proc/PID/task/TID/children. */
+static int add_children(struct pid_list *l, pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/task", (long)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return 0; /* gone meanwhile */
+    int err = 0;
+    struct dirent *e;
+    while (err == 0 && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char file[320];
+        snprintf(file, sizeof file, "/proc/%ld/task/%s/children", (long)pid, e->d_name);
+        FILE *f = fopen(file, "re");
+        long child;
+        while (f && err == 0 && fscanf(f, "%ld", &child) == 1)
+            err = pid_list_add(l, (pid_t)child);
+        if (f)
+            fclose(f);
+    }
+    closedir(d);
+    return err;
+}
+
+/* root and its living descendants. Through the children files when the kernel has them - the
+ * cost is then the size of the tree, not of the machine, which matters to a load generator
+ * that reads the tree while it runs - else from one pass over every process. */
+static int tree_pids(pid_t root, struct pid_list *tree)
+{
+    char probe[64];
+    snprintf(probe, sizeof probe, "/proc/%ld/task/%ld/children", (long)root, (long)root);
+    if (access(probe, R_OK) == 0) {
+        int err = pid_list_add(tree, root);
+        for (size_t i = 0; err == 0 && i < tree->n; i++)
+            err = add_children(tree, tree->pids[i]);
+        return err;
+    }
     struct proc_entry *all = NULL;
     size_t n = 0;
     int err = snapshot(&all, &n);
     if (err < 0)
         return err;
     /* Mark the tree: a pass marks every process whose parent is marked; repeat until nothing
-     * changes (server trees are two or three levels deep). Parents are found by binary search
-     * in the pid-sorted snapshot. */
+     * changes. Parents are found by binary search in the pid-sorted snapshot. */
     qsort(all, n, sizeof *all, by_pid);
     char *in = calloc(n, 1);
-    if (!in) {
-        free(all);
-        return -ENOMEM;
-    }
     ssize_t r = find_pid(all, n, root);
-    if (r >= 0)
-        in[r] = 1;
-    for (bool grew = r >= 0; grew;) {
+    if (!in || r < 0) {
+        free(in);
+        free(all);
+        return in ? -ESRCH : -ENOMEM;
+    }
+    in[r] = 1;
+    for (bool grew = true; grew;) {
         grew = false;
         for (size_t i = 0; i < n; i++) {
-            if (in[i])
-                continue;
-            ssize_t parent = find_pid(all, n, all[i].ppid);
+            ssize_t parent = in[i] ? -1 : find_pid(all, n, all[i].ppid);
             if (parent >= 0 && in[parent])
                 in[i] = 1, grew = true;
         }
     }
+    for (size_t i = 0; err == 0 && i < n; i++)
+        if (in[i])
+            err = pid_list_add(tree, all[i].pid);
+    free(in);
+    free(all);
+    return err;
+}
+
+/* Sums CPU time in ns (and, with want_rss, VmRSS) over root and its descendants. */
+static int walk_tree(pid_t root, uint64_t *cpu_ns, long *rss, int want_rss)
+{
+    struct pid_list tree = {0};
+    int err = tree_pids(root, &tree);
+    if (err < 0) {
+        free(tree.pids);
+        return err;
+    }
     uint64_t tick_ns = 1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK);
+    bool found_root = false;
     *cpu_ns = 0;
     *rss = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!in[i])
-            continue;
+    for (size_t i = 0; i < tree.n; i++) {
+        struct procstat ps;
+        if (procstat_read(tree.pids[i], &ps) != 0)
+            continue; /* exited meanwhile: its time is in its parent's cutime from now on */
+        found_root |= tree.pids[i] == root;
         uint64_t live = 0;
-        if (live_cpu_ns(all[i].pid, &live) != 0)
-            live = all[i].live_ticks * tick_ns;
-        *cpu_ns += live + all[i].reaped_ticks * tick_ns;
-        long kib = want_rss ? rss_kib(all[i].pid) : 0;
+        if (live_cpu_ns(tree.pids[i], &live) != 0)
+            live = (ps.utime + ps.stime) * tick_ns;
+        *cpu_ns += live + (ps.cutime + ps.cstime) * tick_ns;
+        long kib = want_rss ? rss_kib(tree.pids[i]) : 0;
         if (kib > 0)
             *rss += kib;
     }
-    free(in);
-    free(all);
-    return r >= 0 ? 0 : -ESRCH;
+    free(tree.pids);
+    return found_root ? 0 : -ESRCH;
 }
 
 int procstat_tree_cpu_ns(pid_t root, uint64_t *ns)

@@ -31,9 +31,9 @@ int procstat_children(pid_t parent, void (*fn)(pid_t, const struct procstat *, v
 
 /*
  * CPU time, in nanoseconds, of a process and all its descendants, living or exited-and-waited:
- * for every living process of the tree, the scheduler's runtime of each of its threads (exact;
- * utime+stime in clock ticks where schedstat is missing), plus the cutime+cstime of the children
- * each has reaped. The difference of two readings is the CPU the tree used in between, even if
+ * for every living process of the tree, its process CPU clock (the scheduler's runtime of all its
+ * threads, exited ones included; utime+stime in clock ticks where that clock cannot be read),
+ * plus the cutime+cstime of the children each has reaped. The difference of two readings is the CPU the tree used in between, even if
  * child processes came and went. Returns 0 or -errno.
  */
 int procstat_tree_cpu_ns(pid_t root, uint64_t *ns);

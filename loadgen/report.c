@@ -153,7 +153,7 @@ static void for_each_warning(const struct lg_run *run, void (*emit)(void *, cons
                  t->latency.clamped);
         emit(arg, line);
     }
-    if (run->cfg->server_pid && !t->server_cpu_ok) {
+    if (run->cfg->server_pid && !t->server_cpu_ok && run->window_ns > 0) {
         snprintf(line, sizeof line, "could not read the CPU time of server process %ld",
                  (long)run->cfg->server_pid);
         emit(arg, line);

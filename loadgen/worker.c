@@ -134,6 +134,25 @@ static uint64_t stream_origin(uint32_t id, uint32_t stream)
     return x % LG_PATTERN_LEN;
 }
 
+/* The connection's messages that will never complete: those never sent (not a byte of them
+ * handed to the kernel: unsent, and late) and those sent but not echoed in full (incomplete).
+ * Each is timed up to now: a lower bound. */
+static void count_unfinished(struct worker *wk, struct conn *c, uint64_t now)
+{
+    for (uint32_t i = 0; i < c->in_flight; i++) {
+        uint64_t start = c->starts[(c->oldest + i) % wk->cfg->pipeline];
+        if (!in_window(wk, start))
+            continue;
+        if ((c->msgs_done + i) * wk->cfg->size >= c->tx) {
+            wk->res->unsent++;
+            wk->res->late++;
+        } else {
+            wk->res->incomplete++;
+        }
+        hist_record(&wk->res->latency, now - start);
+    }
+}
+
 static void conn_close(struct worker *wk, struct conn *c, uint64_t now, bool error)
 {
     if (c->state == CONN_IDLE)
@@ -144,13 +163,7 @@ static void conn_close(struct worker *wk, struct conn *c, uint64_t now, bool err
     c->state = CONN_IDLE;
     /* Messages lost with the connection never complete: count them, and time them up to now
      * (a lower bound) so that a failing server cannot look fast. */
-    for (uint32_t i = 0; i < c->in_flight; i++) {
-        uint64_t start = c->starts[(c->oldest + i) % wk->cfg->pipeline];
-        if (in_window(wk, start)) {
-            wk->res->incomplete++;
-            hist_record(&wk->res->latency, now - start);
-        }
-    }
+    count_unfinished(wk, c, now);
     wk->outstanding -= c->in_flight;
     c->in_flight = 0;
     c->retry_at = now + (error ? RETRY_BACKOFF_NS : 0);
@@ -158,6 +171,7 @@ static void conn_close(struct worker *wk, struct conn *c, uint64_t now, bool err
 
 static void conn_connect(struct worker *wk, struct conn *c, uint64_t now)
 {
+    now = clock_now_ns(); /* connect latency starts here, not when the loop woke */
     int fd = net_connect(&wk->cfg->addr, true);
     if (fd < 0) {
         count_error(wk, fd == -ECONNREFUSED || fd == -ETIMEDOUT || fd == -EADDRNOTAVAIL
@@ -181,9 +195,25 @@ static void conn_connect(struct worker *wk, struct conn *c, uint64_t now)
     }
 }
 
+/* Open loop: the messages whose first byte the last send() handed to the kernel (stream bytes
+ * from sent_before to c->tx) went out now; those more than LATE_NS after their time are late. */
+static void judge_lateness(struct worker *wk, struct conn *c, uint64_t sent_before)
+{
+    uint64_t size = wk->cfg->size;
+    uint64_t now = 0;
+    for (uint64_t m = (sent_before + size - 1) / size; m * size < c->tx; m++) {
+        uint64_t due = c->starts[(c->oldest + (m - c->msgs_done)) % wk->cfg->pipeline];
+        if (!now)
+            now = clock_now_ns();
+        if (now - due > LATE_NS && in_window(wk, due))
+            wk->res->late++;
+    }
+}
+
 /* Sends what has been issued and not yet sent; waits for EPOLLOUT if the socket is full. */
 static int conn_flush(struct worker *wk, struct conn *c)
 {
+    uint64_t sent_before = c->tx;
     while (c->tx < c->tx_goal) {
         uint64_t at = (c->origin + c->tx) % LG_PATTERN_LEN;
         uint64_t len = c->tx_goal - c->tx;
@@ -197,11 +227,13 @@ static int conn_flush(struct worker *wk, struct conn *c)
                 return -errno;
             if (!c->want_out && watch(wk, c, EPOLL_CTL_MOD, EPOLLIN | EPOLLOUT) == 0)
                 c->want_out = true;
-            return 0;
+            break;
         }
         c->tx += (uint64_t)n;
     }
-    if (c->want_out && watch(wk, c, EPOLL_CTL_MOD, EPOLLIN) == 0)
+    if (wk->open_loop && c->tx > sent_before)
+        judge_lateness(wk, c, sent_before);
+    if (c->tx == c->tx_goal && c->want_out && watch(wk, c, EPOLL_CTL_MOD, EPOLLIN) == 0)
         c->want_out = false;
     return 0;
 }
@@ -213,6 +245,19 @@ static void conn_issue(struct worker *wk, struct conn *c, uint64_t start, uint64
     if (c->in_flight++ == 0)
         c->last_progress = now;
     c->tx_goal += wk->cfg->size;
+}
+
+/* How many more messages a connection may carry now: up to --pipeline in flight, and with
+ * --reconnect no more than what is left of the stream's quota (it closes after the last). */
+static uint32_t conn_room(const struct worker *wk, const struct conn *c)
+{
+    uint32_t room = wk->cfg->pipeline - c->in_flight;
+    if (wk->cfg->reconnect) {
+        uint64_t left = wk->cfg->reconnect - c->msgs_done - c->in_flight;
+        if (left < room)
+            room = (uint32_t)left;
+    }
+    return room;
 }
 
 static bool issuing(const struct worker *wk)
@@ -238,12 +283,12 @@ static void closed_loop_refill(struct worker *wk, struct conn *c, uint64_t now)
 {
     if (!sending(wk))
         return;
-    uint32_t added = 0;
-    while (c->in_flight < wk->cfg->pipeline) {
-        conn_issue(wk, c, now, now);
-        added++;
-    }
-    wk->outstanding += added;
+    uint32_t room = conn_room(wk, c);
+    /* The start of these messages: now, just before the send() that carries them. */
+    uint64_t start = clock_now_ns();
+    for (uint32_t i = 0; i < room; i++)
+        conn_issue(wk, c, start, now);
+    wk->outstanding += room;
     int err = conn_flush(wk, c);
     if (err < 0)
         fail_conn(wk, c, err, now);
@@ -252,12 +297,10 @@ static void closed_loop_refill(struct worker *wk, struct conn *c, uint64_t now)
 /* Open loop: give a connection with room the oldest waiting messages. */
 static void open_loop_refill(struct worker *wk, struct conn *c, uint64_t now)
 {
-    while (wk->queue_len > 0 && c->in_flight < wk->cfg->pipeline) {
+    while (wk->queue_len > 0 && conn_room(wk, c) > 0) {
         uint64_t due = wk->queue[wk->queue_head];
         wk->queue_head = (wk->queue_head + 1) % wk->queue_cap;
         wk->queue_len--;
-        if (now - due > LATE_NS && in_window(wk, due))
-            wk->res->late++;
         conn_issue(wk, c, due, now); /* already counted in outstanding when queued */
     }
     int err = conn_flush(wk, c);
@@ -265,7 +308,7 @@ static void open_loop_refill(struct worker *wk, struct conn *c, uint64_t now)
         fail_conn(wk, c, err, now);
         return;
     }
-    if (c->in_flight < wk->cfg->pipeline)
+    if (conn_room(wk, c) > 0)
         room_append(wk, c);
 }
 
@@ -459,14 +502,12 @@ static int open_loop_dispatch(struct worker *wk, uint64_t now)
         wk->outstanding++;
         struct conn *c = wk->room.room_next;
         if (wk->queue_len == 0 && c != &wk->room) {
-            if (now - due > LATE_NS && in_window(wk, due))
-                wk->res->late++;
             conn_issue(wk, c, due, now);
             room_remove(c);
             int err = conn_flush(wk, c);
             if (err < 0)
                 fail_conn(wk, c, err, now);
-            else if (c->in_flight < wk->cfg->pipeline)
+            else if (conn_room(wk, c) > 0)
                 room_append(wk, c); /* to the back: round robin */
         } else if (queue_push(wk, due) < 0) {
             return -ENOMEM;
@@ -501,9 +542,13 @@ static void publish_interval(struct worker *wk)
 {
     struct lg_interval *iv = wk->w->shared->interval;
     pthread_mutex_lock(&iv->lock);
-    hist_add(&iv->latency, &wk->ihist);
-    iv->requests += wk->ireqs;
-    if (wk->iindex >= iv->index)
+    /* An interval the main thread has printed already is gone: its late data is dropped
+     * rather than added to the next line. */
+    if (wk->iindex >= iv->index) {
+        hist_add(&iv->latency, &wk->ihist);
+        iv->requests += wk->ireqs;
+    }
+    if (wk->iindex == iv->index)
         iv->contributors++;
     pthread_cond_signal(&iv->ready);
     pthread_mutex_unlock(&iv->lock);
@@ -561,7 +606,10 @@ static void update_phase(struct worker *wk, uint64_t now)
         wk->res->cpu_ns = clock_thread_cpu_ns() - wk->cpu_at_start;
         uint64_t server_end;
         if (sample_server_cpu(wk, &server_end) && wk->server_cpu_started) {
-            wk->res->server_cpu_ns = server_end - wk->server_cpu_at_start;
+            /* A child reaped in between moves from its own clock (ns) to its parent's
+             * cutime (ticks): the sum may dip by less than a tick, never wrap. */
+            wk->res->server_cpu_ns = server_end > wk->server_cpu_at_start
+                                         ? server_end - wk->server_cpu_at_start : 0;
             wk->res->server_cpu_ok = true;
         }
         wk->drain_end = now + wk->cfg->timeout_ns;
@@ -628,9 +676,11 @@ static int run_loop(struct worker *wk)
         for (int i = 0; i < n; i++)
             handle_event(wk, events[i].data.ptr, events[i].events);
         uint64_t now = clock_now_ns();
-        update_phase(wk, now);
+        /* Messages due before the window ends go out even if the loop woke a little after it:
+         * dispatch first, then let the phase move on. */
         if (wk->open_loop && issuing(wk) && open_loop_dispatch(wk, now) < 0)
             return -ENOMEM;
+        update_phase(wk, now);
         if (now >= wk->next_tick) {
             tick(wk, now);
             wk->next_tick = now + TICK_NS;
@@ -712,16 +762,8 @@ static void worker_cleanup(struct worker *wk)
 static void count_leftovers(struct worker *wk)
 {
     uint64_t now = clock_now_ns();
-    for (unsigned i = 0; i < wk->w->nconns; i++) {
-        struct conn *c = &wk->conns[i];
-        for (uint32_t k = 0; k < c->in_flight; k++) {
-            uint64_t start = c->starts[(c->oldest + k) % wk->cfg->pipeline];
-            if (in_window(wk, start)) {
-                wk->res->incomplete++;
-                hist_record(&wk->res->latency, now - start);
-            }
-        }
-    }
+    for (unsigned i = 0; i < wk->w->nconns; i++)
+        count_unfinished(wk, &wk->conns[i], now);
     for (size_t k = 0; k < wk->queue_len; k++) {
         uint64_t due = wk->queue[(wk->queue_head + k) % wk->queue_cap];
         if (in_window(wk, due)) {

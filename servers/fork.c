@@ -54,8 +54,11 @@ static _Noreturn void child_main(struct server *srv, int fd, int sigchld_fd)
 static int accept_and_fork(struct server *srv, struct server_children *ch)
 {
     int fd = net_accept(srv->listen_fd, 0);
-    if (fd == -EAGAIN || server_stopping(srv))
+    if (fd == -EAGAIN || server_stopping(srv)) {
+        if (fd >= 0)
+            close(fd); /* accepted as the stop came: not served */
         return 0; /* the client left before we got to it, or the listener was shut down */
+    }
     if (fd < 0 && net_accept_error_is_exhaustion(-fd)) {
         /* Out of descriptors or memory: wait (the backlog holds clients), reaping meanwhile. */
         server_count(&srv->stats->accept_pauses, 1);

@@ -43,6 +43,8 @@ struct uv_server {
     struct server *srv;
     uv_loop_t loop;
     uv_tcp_t listener;
+    uv_tcp_t reject;         /* takes a connection off the listener when memory runs out */
+    bool rejecting;
     uv_poll_t stop;
     struct server_thread_totals totals;
     char buf[ECHO_BUF_SIZE]; /* every read goes here, and is echoed before the next */
@@ -68,7 +70,7 @@ struct write_req {
 static void on_closed(uv_handle_t *h)
 {
     if (h->type != UV_TCP || h->data == NULL)
-        return; /* the listener and the stop handle live in struct uv_server */
+        return; /* the listener, the reject and stop handles live in struct uv_server */
     struct uv_conn *c = (struct uv_conn *)h;
     c->s->totals.echoed += c->echoed;
     free(c);
@@ -164,6 +166,25 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
+static void on_rejected(uv_handle_t *h)
+{
+    struct uv_server *s = (struct uv_server *)((char *)h - offsetof(struct uv_server, reject));
+    s->rejecting = false;
+}
+
+/* Out of memory for a new connection: it must still be taken off the listener - libuv stops
+ * watching the listener until something accepts - so accept it and close it at once. */
+static void reject(struct uv_server *s, uv_stream_t *listener)
+{
+    s->totals.shed++;
+    if (s->rejecting || uv_tcp_init(&s->loop, &s->reject) < 0)
+        return; /* (a second failure before the first close completes: rare, and it only
+                   delays the next accept until the loop turns) */
+    s->rejecting = true;
+    uv_accept(listener, (uv_stream_t *)&s->reject);
+    uv_close((uv_handle_t *)&s->reject, on_rejected);
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     /* The listener is a member of struct uv_server (its data pointer stays NULL, which is how
@@ -175,7 +196,8 @@ static void on_connection(uv_stream_t *listener, int status)
     struct uv_conn *c = calloc(1, sizeof *c);
     if (!c || uv_tcp_init(&s->loop, &c->tcp) < 0) {
         free(c);
-        return; /* the connection stays in the backlog; libuv reports it again */
+        reject(s, listener);
+        return;
     }
     c->s = s;
     c->tcp.data = c;
@@ -216,14 +238,17 @@ static int libuv_run(struct server *srv)
     /* libuv closes the descriptor it is given: give it a duplicate of the harness's listener
      * (the same socket, so the harness's shutdown at stop still reaches it). */
     int fd = dup(srv->listen_fd);
+    bool opened = false;
     if (fd < 0 || (err = uv_tcp_init(&s->loop, &s->listener)) < 0
-        || (err = uv_tcp_open(&s->listener, fd)) < 0
+        || (err = uv_tcp_open(&s->listener, fd)) < 0 || !(opened = true)
         || (err = uv_listen((uv_stream_t *)&s->listener, srv->cfg->backlog,
                             on_connection)) < 0
         || (err = uv_poll_init(&s->loop, &s->stop, srv->stop_fd)) < 0
         || (err = uv_poll_start(&s->stop, UV_READABLE, on_stop)) < 0) {
         err = server_fail(srv, "libuv set-up", fd < 0 ? -errno : err);
-        on_stop(&s->stop, 0, 0);
+        if (fd >= 0 && !opened)
+            close(fd); /* not yet the listener handle's to close */
+        uv_walk(&s->loop, close_handle, NULL); /* close what was set up; uv_run() finishes */
     }
     uv_run(&s->loop, UV_RUN_DEFAULT);
     uv_loop_close(&s->loop);

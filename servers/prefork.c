@@ -36,6 +36,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -49,14 +51,22 @@ static _Noreturn void worker_main(struct server *srv, unsigned index, int sigchl
     close(sigchld_fd);
     server_enter_child(srv, -1, true); /* keep the listener: accepting is the worker's job */
     while (!server_child_stopping()) {
-        int fd = net_accept(srv->listen_fd, 0);
+        /* accept4() itself, not net_accept(): a stop signal must interrupt it (EINTR). */
+        int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) {
-            if (!net_accept_error_is_exhaustion(-fd))
+            if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+                continue; /* the loop checks for a stop */
+            if (!net_accept_error_is_exhaustion(errno))
                 break; /* EINVAL: the listener was shut down - the server is stopping */
             server_count(&srv->stats->accept_pauses, 1);
             clock_sleep_ns(ACCEPT_PAUSE_NS); /* out of descriptors: let some close */
             continue;
         }
+        if (server_child_stopping()) {
+            close(fd); /* stopped while accepting: leave the client to another worker's fate */
+            break;
+        }
+        net_set_nodelay(fd);
         server_count(&srv->stats->connections, 1);
         if (index < SERVER_STATS_THREADS)
             server_count(&srv->stats->per_thread[index], 1);
@@ -74,6 +84,8 @@ struct workers {
     struct server_children children;
     pid_t *pid_of; /* pid_of[i]: worker i's process, to replace the right one */
     unsigned n;
+    uint64_t window_start_ns; /* replacements are counted per second ... */
+    unsigned replaced;        /* ... to stop a storm of workers that exit at once */
 };
 
 static int start_worker(struct server *srv, struct workers *w, unsigned i)
@@ -84,13 +96,28 @@ static int start_worker(struct server *srv, struct workers *w, unsigned i)
     if (pid < 0)
         return -errno;
     w->pid_of[i] = pid;
-    return server_children_add(&w->children, pid);
+    int err = server_children_add(&w->children, pid);
+    if (err < 0) {
+        kill(pid, SIGTERM); /* cannot track it, so do not leave it running unwatched */
+        waitpid(pid, NULL, 0);
+    }
+    return err;
 }
 
-/* Replaces the workers that have exited (while the server is not stopping). */
+/* Replaces the workers that have exited (while the server is not stopping). Workers that keep
+ * dying at once - more than 2N replacements within a second - mean the listener or the machine
+ * is broken: the server then fails instead of forking in a loop. */
 static int replace_exited(struct server *srv, struct workers *w)
 {
-    server_children_reap(&w->children, false);
+    size_t exited = server_children_reap(&w->children, false);
+    uint64_t now = clock_now_ns();
+    if (now - w->window_start_ns > NS_PER_SEC) {
+        w->window_start_ns = now;
+        w->replaced = 0;
+    }
+    w->replaced += (unsigned)exited;
+    if (w->replaced > 2 * w->n)
+        return -EIO;
     for (unsigned i = 0; i < w->n && !server_stopping(srv); i++) {
         bool alive = false;
         for (size_t k = 0; k < w->children.count; k++)
@@ -134,7 +161,8 @@ static int prefork_run(struct server *srv)
             continue;
         }
         if (pfd[0].revents && (err = replace_exited(srv, &w)) < 0)
-            err = server_fail(srv, "fork", err);
+            err = server_fail(srv, err == -EIO ? "worker processes (they keep exiting)" : "fork",
+                              err);
     }
     /* The harness shut the shared listener down, which ends every worker's accept(); SIGTERM
      * ends the connections they are serving. */

@@ -223,19 +223,20 @@ void server_children_stop(struct server_children *ch)
     *ch = (struct server_children){.sigchld_fd = -1};
 }
 
-/* What a child's signal handler shuts down: the connection it serves, and the listener. */
-static volatile sig_atomic_t child_conn_fd = -1, child_listen_fd = -1, child_stop;
+/* What a child's signal handler shuts down: the connection it serves. */
+static volatile sig_atomic_t child_conn_fd = -1, child_stop;
 
 static void child_on_stop_signal(int sig)
 {
     (void)sig;
     child_stop = 1;
-    /* shutdown() is async-signal-safe; it makes a blocked recv()/send()/accept() return, and
-     * stays in effect if the signal lands just before the call. */
+    echo_abort_costs();
+    /* shutdown() is async-signal-safe; it makes a blocked recv()/send() return, and stays in
+     * effect if the signal lands just before the call. The listener, if the child shares it,
+     * is left alone: a signal to one worker process is not a stop of the whole server (the
+     * parent shuts the listener down when the server stops). */
     if (child_conn_fd >= 0)
         shutdown(child_conn_fd, SHUT_RDWR);
-    if (child_listen_fd >= 0)
-        shutdown(child_listen_fd, SHUT_RDWR); /* shared: this is a stop of the whole server */
 }
 
 void server_enter_child(struct server *srv, int conn_fd, bool keep_listener)
@@ -244,8 +245,8 @@ void server_enter_child(struct server *srv, int conn_fd, bool keep_listener)
         close(srv->listen_fd);
     close(srv->stop_fd);
     child_conn_fd = conn_fd;
-    child_listen_fd = keep_listener ? srv->listen_fd : -1;
-    struct sigaction sa = {.sa_handler = child_on_stop_signal, .sa_flags = SA_RESTART};
+    /* No SA_RESTART: a worker blocked in accept() returns with EINTR and sees the stop. */
+    struct sigaction sa = {.sa_handler = child_on_stop_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
@@ -284,6 +285,7 @@ void server_request_stop(struct server *srv)
 {
     if (atomic_exchange(&srv->stopping, true))
         return;
+    echo_abort_costs(); /* a thread busy with --work-us/--sleep-us must not delay the stop */
     uint64_t one = 1;
     ssize_t n = write(srv->stop_fd, &one, sizeof one);
     (void)n; /* an eventfd write of 1 cannot fail short of a bug */

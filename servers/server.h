@@ -182,8 +182,9 @@ void server_children_stop(struct server_children *ch);
 
 /* Prepares a freshly forked child process: closes the harness's descriptors (and the listener
  * unless keep_listener), and makes SIGINT/SIGTERM shut down the connection it serves (see
- * server_child_serving) and the listener, so that the child finishes promptly. conn_fd is the
- * connection it serves from the start, or -1. The child must leave with _exit(). */
+ * server_child_serving) and interrupt a blocked accept() (EINTR), so that the child finishes
+ * promptly. conn_fd is the connection it serves from the start, or -1. The child must leave
+ * with _exit(). */
 void server_enter_child(struct server *srv, int conn_fd, bool keep_listener);
 
 /* In a child process: the connection it serves now (-1: none). If a stop signal came already,

@@ -150,13 +150,16 @@ static int threadpool_run(struct server *srv)
 
     pthread_attr_t attr;
     int err = server_thread_attr(srv, &attr);
+    bool have_attr = err == 0;
     unsigned started = 0;
     for (; err == 0 && started < n; started++) {
         int e = pthread_create(&workers[started], &attr, worker_main, &pool);
-        if (e != 0)
+        if (e != 0) {
             err = server_fail(srv, "pthread_create", -e);
+            break; /* workers[started] does not exist: it must not be joined */
+        }
     }
-    if (err == 0)
+    if (have_attr)
         pthread_attr_destroy(&attr);
 
     int fd;

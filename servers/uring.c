@@ -146,6 +146,7 @@ struct uring_loop {
     uint16_t next_bid[BUF_COUNT];   /* FIFO links between held buffers */
     uint32_t buf_len[BUF_COUNT];    /* bytes received into each held buffer */
     int returned;                   /* buffers handed back since the last advance */
+    unsigned available;             /* buffers the kernel can pick now (published, unused) */
     struct conn conns;              /* list head */
     struct conn *starved;           /* connections waiting for buffers */
     bool stopping;
@@ -310,6 +311,7 @@ static void on_recv(struct uring_loop *l, struct conn *c, struct io_uring_cqe *c
         c->recv_armed = false;
     if (cqe->res > 0) {
         uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+        l->available--;
         if (c->closing) {
             buf_return(l, bid);
         } else {
@@ -334,8 +336,12 @@ static void on_recv(struct uring_loop *l, struct conn *c, struct io_uring_cqe *c
     } else if (cqe->res == 0) {
         c->eof = true;
     } else if (cqe->res == -ENOBUFS) {
+        if (c->closing) {
+            conn_retire(l, c); /* its receive is over: nothing left to cancel */
+            return;
+        }
         /* The pool is empty: wait for buffers to come back (see the end of the batch). */
-        if (!c->starved && !c->closing) {
+        if (!c->starved) {
             c->starved = true;
             c->starved_next = l->starved;
             l->starved = c;
@@ -380,15 +386,17 @@ static void on_send(struct uring_loop *l, struct conn *c, struct io_uring_cqe *c
 }
 
 /* After a batch of completions: publish returned buffers, and re-arm as many starved
- * connections as buffers came back (each needs at least one; more would only fail again). */
+ * connections as there are buffers available (each needs at least one; more would only fail
+ * again). Counted, not just returned in this batch: an ENOBUFS can complete after the batch in
+ * which the last buffers came back. */
 static void after_batch(struct uring_loop *l)
 {
-    int returned = l->returned;
-    if (returned == 0)
-        return;
-    io_uring_buf_ring_advance(l->br, returned);
-    l->returned = 0;
-    while (l->starved && returned-- > 0) {
+    if (l->returned) {
+        io_uring_buf_ring_advance(l->br, l->returned);
+        l->available += (unsigned)l->returned;
+        l->returned = 0;
+    }
+    for (unsigned budget = l->available; l->starved && budget > 0; budget--) {
         struct conn *c = l->starved;
         l->starved = c->starved_next;
         c->starved = false;
@@ -489,6 +497,7 @@ static int buffers_setup(struct uring_loop *l)
     for (uint16_t bid = 0; bid < BUF_COUNT; bid++)
         buf_return(l, bid);
     io_uring_buf_ring_advance(l->br, l->returned);
+    l->available = BUF_COUNT;
     l->returned = 0;
     return 0;
 }

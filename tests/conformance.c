@@ -334,6 +334,36 @@ static int case_shutdown_under_load(struct ctx *c)
     return 0;
 }
 
+static int case_stop_during_costs(struct ctx *c)
+{
+    /* The server runs with --msg-size 1 --work-us 1000 --sleep-us 1000: 64 KiB sent at once is
+     * two minutes of per-message cost. A stop must not wait for it. */
+    int fd = client_connect(&c->srv, 5000);
+    if (fd < 0)
+        return fail("connect: %s", strerror(-fd));
+    uint8_t data[65536];
+    fill_random(data, sizeof data, 22);
+    ssize_t sent = send(fd, data, sizeof data, MSG_NOSIGNAL | MSG_DONTWAIT);
+    usleep(300 * 1000); /* the server is now deep in paying for it */
+    int status;
+    int64_t start = now_ms();
+    int r = server_signal_and_wait(&c->srv, SIGTERM, 5000, &status);
+    close(fd);
+    if (sent <= 0)
+        return fail("could not send: %s", strerror(errno));
+    if (r < 0)
+        return fail("server still busy with per-message costs 5 s after SIGTERM");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return fail("server exited with status 0x%x after SIGTERM", status);
+    usleep(100 * 1000);
+    pid_t left[16];
+    int n = proc_group_members(-c->srv.pid, left, 16);
+    if (n > 0)
+        return fail("%d processes of the server left after it exited", n);
+    printf("stopped in %lld ms with per-message costs pending\n", (long long)(now_ms() - start));
+    return 0;
+}
+
 /* --- cases for concurrent models ------------------------------------------------------------- */
 
 static int case_idle_client(struct ctx *c)
@@ -503,6 +533,8 @@ static int case_beyond_max_connections(struct ctx *c)
 /* --- the table ------------------------------------------------------------------------------ */
 
 static const char *const three_threads[] = {"--threads", "3", NULL};
+static const char *const heavy_cost_args[] = {"--msg-size", "1", "--work-us", "1000",
+                                              "--sleep-us", "1000", NULL};
 static const char *const work_args[] = {"--msg-size", "100", "--work-us", "300", "--sleep-us",
                                         "200", NULL};
 
@@ -528,6 +560,7 @@ static const struct test_case {
     {.name = "nc", .run = case_nc},
     {.name = "churn_2000", .run = case_churn_2000},
     {.name = "shutdown_under_load", .run = case_shutdown_under_load},
+    {.name = "stop_during_costs", .run = case_stop_during_costs, .server_args = heavy_cost_args},
     {.name = "idle_client", .run = case_idle_client, .concurrent_only = true},
     {.name = "many_500", .run = case_many_500, .concurrent_only = true},
     {.name = "non_reader", .run = case_non_reader, .concurrent_only = true},

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # What the conformance suite cannot see from outside one connection:
-#   prefork   - a worker process that dies is replaced, and service goes on
+#   prefork   - a worker process that dies is replaced, and service goes on; a signal to one
+#               worker is not a stop of the server
 #   uring_sqpoll - the CPU time of the kernel's submission thread (iou-sqp-PID) is counted in
 #               the server's CPU figures (loadgen --server-pid)
+#   thread    - the CPU time of threads that have ended is counted too
 #   usage: process_models.sh CASE ECHO_SERVER LOADGEN
 set -u
 case_name=$1 server=$2 loadgen=$3
@@ -66,6 +68,40 @@ server = j['server_cpu']['seconds']
 sqp = ($after - $before) / 1e9
 print('ok' if sqp > 0.05 and server >= 0.9 * sqp else f'server {server:.2f} s, sqpoll thread {sqp:.2f} s')")
     [ "$verdict" = ok ] || fail "the SQPOLL thread's CPU is not in the server's: $verdict"
+    ;;
+prefork_lone_signal)
+    # SIGTERM to one worker is not a stop of the server: that worker goes, is replaced, and the
+    # others keep serving - no storm of replacements.
+    start prefork --threads 3
+    victim=$(pgrep -P $pid | head -1)
+    kill -TERM "$victim"
+    sleep 1
+    now=$(pgrep -P $pid)
+    [ "$(echo "$now" | wc -l)" -eq 3 ] || fail "expected 3 workers after the replacement: $now"
+    echo "$now" | grep -qx "$victim" && fail "the signalled worker is still there"
+    grep -q "failed" "$tmp/err" && fail "the server failed: $(cat "$tmp/err")"
+    for i in 1 2 3 4 5 6; do
+        out=$(echo "ping $i" | timeout 5 nc -N 127.0.0.1 "$port")
+        [ "$out" = "ping $i" ] || fail "no echo after one worker was signalled: '$out'"
+    done
+    ;;
+thread_cpu_counted)
+    # Every connection of the thread model is a thread that ends with it: the CPU it used must
+    # stay in the server's figures (the process CPU clock keeps exited threads' time).
+    start thread
+    ticks() { awk '{print $14 + $15}' /proc/$pid/stat; }
+    t0=$(ticks)
+    timeout 60 "$loadgen" --port "$port" -c 4 -d 2s --warmup 0 --reconnect 1 \
+        --server-pid $pid --json "$tmp/r.json" -q || fail "loadgen failed"
+    t1=$(ticks)
+    verdict=$(python3 -c "
+import json, os
+j = json.load(open('$tmp/r.json'))
+server = j['server_cpu']['seconds']
+ticks = ($t1 - $t0) / os.sysconf('SC_CLK_TCK')
+print('ok' if ticks > 0.2 and 0.7 * ticks <= server <= 1.3 * ticks + 0.05
+      else f'loadgen says {server:.2f} s, /proc/PID/stat {ticks:.2f} s')")
+    [ "$verdict" = ok ] || fail "the server's CPU lost its exited threads: $verdict"
     ;;
 *)
     echo "unknown case $case_name"; exit 2 ;;

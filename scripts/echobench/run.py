@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 
 LISTENING = re.compile(r"^listening on (.*):(\d+) model=(\S+) pid=(\d+)$")
@@ -120,40 +121,44 @@ def run_loadgen(loadgen, port, args, timeout=300, host="127.0.0.1"):
         os.unlink(out)
 
 
-class SyscallCounter:
-    """Counts a process's system calls with `perf stat` (tracepoint raw_syscalls:sys_enter) over
-    a span of time, when perf is usable here; otherwise counts nothing."""
+class KernelCounter(threading.Thread):
+    """Counts, with `perf stat`, the system calls (tracepoint raw_syscalls:sys_enter) and context
+    switches of a server's process tree - every process in it once `delay` has passed, so that
+    children forked at set-up are included - for `duration` seconds. Counts nothing where perf is
+    not usable. start() it, then read counts()."""
+
+    EVENTS = ("raw_syscalls:sys_enter", "context-switches")
 
     def __init__(self, pid, delay, duration):
-        self.proc = None
-        self.out = tempfile.NamedTemporaryFile(mode="w+", suffix=".perf")
-        cmd = ["perf", "stat", "-x,", "-o", self.out.name, "-e", "raw_syscalls:sys_enter",
-               "-p", str(pid), "--", "sleep", f"{duration:.3f}"]
-        try:
-            self.proc = subprocess.Popen(["sh", "-c", f"sleep {delay:.3f}; exec \"$@\"", "sh"]
-                                         + cmd, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL)
-        except OSError:
-            self.proc = None
+        super().__init__(daemon=True)
+        self.pid, self.delay, self.duration = pid, delay, duration
+        self.found = {}
 
-    def count(self):
-        """The number of system calls, or None."""
-        if self.proc is None:
-            return None
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return None
-        self.out.seek(0)
-        for line in self.out:
-            fields = line.split(",")
-            if len(fields) > 2 and fields[2] == "raw_syscalls:sys_enter":
-                try:
-                    return int(fields[0])
-                except ValueError:
-                    return None
-        return None
+    def run(self):
+        from .proc import tree_pids
+        time.sleep(self.delay)
+        pids = ",".join(str(p) for p in tree_pids(self.pid))
+        with tempfile.NamedTemporaryFile(mode="w+", suffix=".perf") as out:
+            try:
+                subprocess.run(["perf", "stat", "-x,", "-o", out.name, "-e", ",".join(self.EVENTS),
+                                "-p", pids, "--", "sleep", f"{self.duration:.3f}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               timeout=self.duration + 30)
+            except (OSError, subprocess.TimeoutExpired):
+                return
+            out.seek(0)
+            for line in out:
+                fields = line.split(",")
+                if len(fields) > 2 and fields[2] in self.EVENTS:
+                    try:
+                        self.found[fields[2]] = int(fields[0])
+                    except ValueError:
+                        pass
+
+    def counts(self):
+        """{event: count} (empty if perf could not count)."""
+        self.join()
+        return self.found
 
 
 def median(values):
