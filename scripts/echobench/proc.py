@@ -69,17 +69,33 @@ def _status(pid):
     return out
 
 
-def tree_sample(root):
-    """(resident KiB, high-water-mark KiB, processes, threads) summed over root's tree.
-    VmHWM is each process's own peak, kept by the kernel between samples."""
-    rss = hwm = threads = 0
+def _pss(pid):
+    """Proportional set size in KiB: the process's private pages plus its share of the pages
+    it shares (a forked child shares most of its parent's). Walks the page tables: costlier."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def tree_sample(root, pss=False):
+    """(resident KiB, high-water-mark KiB, PSS KiB or 0, processes, threads) summed over root's
+    tree. VmHWM is each process's own peak, kept by the kernel between samples. RSS counts a
+    page shared by N processes N times; PSS (read only when asked) counts it once in all."""
+    rss = hwm = total_pss = threads = 0
     pids = tree_pids(root)
     for pid in pids:
         s = _status(pid)
         rss += s.get("VmRSS", 0)
         hwm += s.get("VmHWM", 0)
         threads += s.get("Threads", 0)
-    return rss, hwm, len(pids), threads
+        if pss:
+            total_pss += _pss(pid)
+    return rss, hwm, total_pss, len(pids), threads
 
 
 def tree_rss_kib(root):

@@ -30,8 +30,9 @@ def _settings(cells, scenario, field):
 
 
 def knee(cells, model, threshold_us):
-    """The highest offered rate a model sustained with p99 under the threshold and at least
-    99 % of the rate achieved; (rate or None, first rate that failed or None)."""
+    """The knee: the highest offered rate below the first one at which the model's p99 went
+    over the threshold or it achieved less than 99 % of the rate; (that rate or None, the first
+    failing rate or None)."""
     p99 = _med(cells, "lat_p99_us", "latency")
     achieved = _med(cells, "achieved_ratio", "latency")
     best, failed = None, None
@@ -39,10 +40,9 @@ def knee(cells, model, threshold_us):
         key = (model, f"rate={rate:.0f}")
         if key not in p99:
             continue
-        if p99[key] <= threshold_us and (achieved.get(key) or 0) >= 0.99:
-            best = rate
-        elif failed is None:
-            failed = rate
+        if p99[key] > threshold_us or (achieved.get(key) or 0) < 0.99:
+            return best, rate  # the knee: a higher rate that happens to pass does not count
+        best = rate
     return best, failed
 
 
@@ -103,7 +103,7 @@ def findings(cells, models, threshold_us):
             out.append(f"With {setting.split('=')[1]} of {what} per message, {e[0]} served "
                        f"{_n(e[1])} requests/s, {e[1] / e[3]:.1f}x {e[2]} ({_n(e[3])}).")
     counts = _settings(cells, "idle", "connections")
-    e = counts and _extremes(cells, "rss_per_connection_bytes", "idle",
+    e = counts and _extremes(cells, "memory_per_connection_bytes", "idle",
                              f"idle={counts[-1]}", False)
     if e:
         out.append(f"Holding {counts[-1]:,} idle connections cost {e[2]} "
@@ -121,7 +121,7 @@ def summary_table(cells, models, threshold_us):
     churn = _med(cells, "requests_per_sec", "churn")
     mbs = _med(cells, "mb_per_sec", "size")
     work = _med(cells, "requests_per_sec", "work")
-    idle = _med(cells, "rss_per_connection_bytes", "idle")
+    idle = _med(cells, "memory_per_connection_bytes", "idle")
     work_settings = sorted({s for _, s in work})
     head = ["model", "best req/s (connections)",
             f"CPU us/req at {mid} conns" if mid else "CPU us/req",

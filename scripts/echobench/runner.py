@@ -39,21 +39,25 @@ class TreeSampler(threading.Thread):
     preempted load generator would show up in the percentiles), and final() adds the tree's
     high-water marks at the end: the peak of each process, kept by the kernel."""
 
-    def __init__(self, pid, interval):
+    def __init__(self, pid, interval, pss=False):
         super().__init__(daemon=True)
         self.pid = pid
         self.interval = interval
+        self.pss = pss           # also the proportional set size (idle cells)
+        self.pss_peak = 0
         self.rss_peak = 0
         self.processes_peak = 0
         self.threads_peak = 0
         self._finished = threading.Event()
 
     def sample(self):
-        rss, hwm, procs, threads = tree_sample(self.pid)
+        """One reading; returns (rss, high-water mark, pss) in KiB."""
+        rss, hwm, pss, procs, threads = tree_sample(self.pid, self.pss)
         self.rss_peak = max(self.rss_peak, rss)
+        self.pss_peak = max(self.pss_peak, pss)
         self.processes_peak = max(self.processes_peak, procs)
         self.threads_peak = max(self.threads_peak, threads)
-        return rss, hwm
+        return rss, hwm, pss
 
     def run(self):
         while not self._finished.wait(self.interval):
@@ -68,12 +72,12 @@ class TreeSampler(threading.Thread):
         self._finished.set()
         if self.interval:
             self.join()
-        _, hwm = self.sample()
+        hwm = self.sample()[1]
         self.rss_peak = max(self.rss_peak, hwm)
 
 
 # How often each scenario samples the server's tree, in seconds (None: only before and after).
-SAMPLE_INTERVAL = {"latency": None, "idle": 0.5}
+SAMPLE_INTERVAL = {"latency": None, "idle": 0.2}
 DEFAULT_SAMPLE_INTERVAL = 1.0
 
 
@@ -153,8 +157,9 @@ def run_cell(cell, model, ctx):
     try:
         with Server(argv, cpus=ctx.placement.server_cpus) as srv:
             sampler = TreeSampler(srv.pid, SAMPLE_INTERVAL.get(cell.scenario,
-                                                               DEFAULT_SAMPLE_INTERVAL))
-            rss_base = sampler.sample()[0]
+                                                               DEFAULT_SAMPLE_INTERVAL),
+                                  pss=cell.idle)
+            rss_base, _, pss_base = sampler.sample()
             sampler.start()
             try:
                 report, status, err = run_loadgen(
@@ -174,13 +179,17 @@ def run_cell(cell, model, ctx):
         return
     r = flatten(report)
     r.update(server_rss_base_kib=rss_base, server_rss_peak_kib=sampler.rss_peak,
+             server_pss_base_kib=pss_base if cell.idle else None,
+             server_pss_peak_kib=sampler.pss_peak if cell.idle else None,
              server_processes_peak=sampler.processes_peak,
              server_threads_peak=sampler.threads_peak,
              server_exit=exit_status,
              server_summary=server_err[-1] if server_err else "",
              hgrm=os.path.relpath(hgrm, ctx.run_dir) if hgrm else "")
     if cell.idle and cell.connections:
-        r["rss_per_connection_bytes"] = (sampler.rss_peak - rss_base) * 1024 / cell.connections
+        # PSS, not RSS: a forked child shares most pages with its parent, and summing RSS
+        # would count them once per child.
+        r["memory_per_connection_bytes"] = (sampler.pss_peak - pss_base) * 1024 / cell.connections
     cell.result = r
     problems = []
     if r["errors_total"] or r["mismatches"]:
