@@ -8,6 +8,7 @@ cells a model could not serve are named under the plot, never silently dropped.
 import os
 import subprocess
 import sys
+import textwrap
 
 from .results import aggregate
 
@@ -23,7 +24,9 @@ def model_colors(model_names):
 
 
 def _quote(text):
-    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A gnuplot double-quoted string (where \\n is a line break)."""
+    text = str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return '"' + text + '"'
 
 
 def _yformat(values):
@@ -78,13 +81,17 @@ class Plotter:
                  "set key outside right top box opaque"]
         if logx:
             lines.append("set logscale x")
+            lines.append("set autoscale xfix")  # no empty decade past the data
         if logy:
             lines.append("set logscale y")
         if notes:
-            text = "\\n".join(notes[:6])
-            lines.append(f"set label 1 {_quote(text)} at screen 0.01, screen 0.03 "
-                         "left font 'Sans,8' tc rgb '#aa0000'")
-            lines.append("set bmargin 7")
+            wrapped = []
+            for note in notes[:8]:
+                wrapped += textwrap.wrap(note, 150, subsequent_indent="    ")
+            lines.append(f"set label 1 {_quote(chr(10).join(wrapped))} at screen 0.01, "
+                         f"screen {0.021 * len(wrapped) + 0.005:.3f} left font 'Sans,8' "
+                         "tc rgb '#aa0000'")
+            lines.append(f"set bmargin {4 + len(wrapped)}")
         return lines
 
     def lines_plot(self, name, title, xlabel, ylabel, series, logx=False, logy=None,
