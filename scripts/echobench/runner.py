@@ -94,7 +94,8 @@ def server_args(cell, model, workers):
 def loadgen_args(cell, ctx, server_pid, hgrm):
     pl = ctx.placement
     threads = max(1, min(pl.loadgen_threads, cell.connections))
-    duration = ctx.latency_duration if cell.scenario == "latency" else ctx.duration
+    duration = {"latency": ctx.latency_duration, "idle": ctx.idle_duration}.get(cell.scenario,
+                                                                                ctx.duration)
     args = ["-t", str(threads), "-c", str(cell.connections), "-s", str(cell.size),
             "--pipeline", str(cell.pipeline), "-d", f"{duration}s",
             "--warmup", f"{ctx.warmup}s",
@@ -153,7 +154,7 @@ def run_cell(cell, model, ctx):
         hgrm = os.path.join(ctx.run_dir, "hgrm", f"{cell.slug()}_r{cell.repeat}.hgrm")
         os.makedirs(os.path.dirname(hgrm), exist_ok=True)
     argv = [ctx.echo_server] + server_args(cell, model, ctx.workers)
-    cell_timeout = ctx.warmup + max(ctx.duration, ctx.latency_duration) + 45
+    cell_timeout = ctx.warmup + max(ctx.duration, ctx.latency_duration, ctx.idle_duration) + 45
     try:
         with Server(argv, cpus=ctx.placement.server_cpus) as srv:
             sampler = TreeSampler(srv.pid, SAMPLE_INTERVAL.get(cell.scenario,

@@ -17,9 +17,11 @@ SCENARIOS = {
 
 PROFILES = {
     # Latency cells get a longer window: a p99 over 10,000 samples moves with a single stall of
-    # the machine (a virtual machine stalls for milliseconds now and then).
+    # the machine (a virtual machine stalls for milliseconds now and then). Idle cells hold their
+    # connections longer: a server that forks a process per connection needs seconds to take
+    # 10,000 of them.
     # Every model and every scenario, about 5 minutes on a 2-core machine.
-    "quick": dict(duration=1.0, latency_duration=3.0, warmup=0.3, repeat=1,
+    "quick": dict(duration=1.0, latency_duration=3.0, idle_duration=3.0, warmup=0.3, repeat=1,
                   connections=[1, 16, 128, 512],
                   rates=[10000, 50000, 100000], latency_connections=32,
                   churn_connections=8, reconnect=1,
@@ -27,7 +29,7 @@ PROFILES = {
                   work_us=[50], sleep_us=[500], work_connections=16,
                   idle=[1000, 10000]),
     # A real study: longer windows, more points, three repeats for error bars.
-    "full": dict(duration=5.0, latency_duration=10.0, warmup=1.0, repeat=3,
+    "full": dict(duration=5.0, latency_duration=10.0, idle_duration=5.0, warmup=1.0, repeat=3,
                  connections=[1, 8, 32, 128, 512, 2048, 10000],
                  rates=[5000, 10000, 25000, 50000, 75000, 100000, 150000, 200000],
                  latency_connections=64, churn_connections=16, reconnect=1,
@@ -35,7 +37,7 @@ PROFILES = {
                  work_us=[10, 100], sleep_us=[100, 1000], work_connections=16,
                  idle=[1000, 10000]),
     # Seconds: for the tests of the bench itself.
-    "tiny": dict(duration=0.3, latency_duration=0.3, warmup=0.1, repeat=1,
+    "tiny": dict(duration=0.3, latency_duration=0.3, idle_duration=0.5, warmup=0.1, repeat=1,
                  connections=[1, 4],
                  rates=[5000], latency_connections=4,
                  churn_connections=2, reconnect=1,
