@@ -1,6 +1,6 @@
 #include "echo.h"
 
-#include <signal.h>
+#include <stdatomic.h>
 
 #include "clock.h"
 #include "net.h"
@@ -24,12 +24,14 @@ void echo_burn_cpu(uint32_t us)
     burn_sink = x;
 }
 
-/* Process-wide: set once, when the server stops (see echo_abort_costs). */
-static volatile sig_atomic_t costs_aborted;
+/* Process-wide: set once, when the server stops (see echo_abort_costs). Written by the
+ * harness's signal thread and read by every worker, so it is a C11 atomic; relaxed order is
+ * enough (it only cuts a loop short) and compiles to a plain load on the paths that read it. */
+static atomic_bool costs_aborted;
 
 void echo_abort_costs(void)
 {
-    costs_aborted = 1;
+    atomic_store_explicit(&costs_aborted, true, memory_order_relaxed);
 }
 
 uint64_t echo_account_slow(const struct echo_work *w, struct echo_stream *s, size_t len)
@@ -37,7 +39,7 @@ uint64_t echo_account_slow(const struct echo_work *w, struct echo_stream *s, siz
     uint64_t total = s->msg_fill + len;
     uint64_t completed = total / w->msg_size;
     s->msg_fill = total % w->msg_size;
-    for (uint64_t i = 0; i < completed && !costs_aborted; i++) {
+    for (uint64_t i = 0; i < completed && !atomic_load_explicit(&costs_aborted, memory_order_relaxed); i++) {
         echo_burn_cpu(w->work_us);
         if (w->sleep_us)
             clock_sleep_ns(w->sleep_us * NS_PER_US);

@@ -182,8 +182,10 @@ def run_cell(cell, model, ctx):
     r.update(server_rss_base_kib=rss_base, server_rss_peak_kib=sampler.rss_peak,
              server_pss_base_kib=pss_base if cell.idle else None,
              server_pss_peak_kib=sampler.pss_peak if cell.idle else None,
-             server_processes_peak=sampler.processes_peak,
-             server_threads_peak=sampler.threads_peak,
+             # Without samples during the run, the counts would only show the tree before and
+             # after the connections: not measured rather than wrong.
+             server_processes_peak=sampler.processes_peak if sampler.interval else None,
+             server_threads_peak=sampler.threads_peak if sampler.interval else None,
              server_exit=exit_status,
              server_summary=server_err[-1] if server_err else "",
              hgrm=os.path.relpath(hgrm, ctx.run_dir) if hgrm else "")
