@@ -267,7 +267,7 @@ def draw_all(run_dir, cells, models, repeats, latency_threshold_us):
                     "requests per second", cats, data, notes=unserved_notes(cells, "work"))
     if "idle" in scenarios:
         p.lines_plot("memory_per_connection", "Server memory per idle connection",
-                     "idle connections", "memory per connection (bytes, PSS)",
+                     "idle connections", "user memory per connection (bytes)",
                      series_of(cells, "idle", "connections", "memory_per_connection_bytes"),
                      logx=True, logy=True, notes=unserved_notes(cells, "idle"))
     return p.made

@@ -62,30 +62,39 @@ def _status(pid):
         with open(f"/proc/{pid}/status") as f:
             for line in f:
                 key, _, rest = line.partition(":")
-                if key in ("VmRSS", "VmHWM", "Threads"):
+                if key in ("VmRSS", "VmHWM", "VmPTE", "Threads"):
                     out[key] = int(rest.split()[0])
     except (OSError, ValueError, IndexError):
         pass
     return out
 
 
-def _pss(pid):
-    """Proportional set size in KiB: the process's private pages plus its share of the pages
-    it shares (a forked child shares most of its parent's). Walks the page tables: costlier."""
+def _pss_anon(pid):
+    """The process's share, in KiB, of the anonymous and shared-memory pages it maps: heap,
+    stacks, copy-on-write data (a page shared by N processes counts 1/N in each). File pages
+    (program text, libraries) are left out: they do not grow with connections, and their share
+    changes with whatever else maps the same libraries, such as the load generator starting.
+    Falls back to the whole PSS on kernels without the split. Walks the page tables: costlier."""
+    fields = {}
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
+                key, _, rest = line.partition(":")
+                if key in ("Pss", "Pss_Anon", "Pss_Shmem"):
+                    fields[key] = int(rest.split()[0])
     except (OSError, ValueError, IndexError):
         pass
-    return 0
+    if "Pss_Anon" in fields:
+        return fields["Pss_Anon"] + fields.get("Pss_Shmem", 0)
+    return fields.get("Pss", 0)
 
 
 def tree_sample(root, pss=False):
-    """(resident KiB, high-water-mark KiB, PSS KiB or 0, processes, threads) summed over root's
-    tree. VmHWM is each process's own peak, kept by the kernel between samples. RSS counts a
-    page shared by N processes N times; PSS (read only when asked) counts it once in all."""
+    """(resident KiB, high-water-mark KiB, memory KiB or 0, processes, threads) summed over
+    root's tree. VmHWM is each process's own peak, kept by the kernel between samples. RSS
+    counts a page shared by N processes N times. The memory figure (read only when asked) is
+    what connections can make grow: the proportional share of anonymous pages, which counts a
+    shared page once in all, plus each process's page tables."""
     rss = hwm = total_pss = threads = 0
     pids = tree_pids(root)
     for pid in pids:
@@ -94,7 +103,7 @@ def tree_sample(root, pss=False):
         hwm += s.get("VmHWM", 0)
         threads += s.get("Threads", 0)
         if pss:
-            total_pss += _pss(pid)
+            total_pss += _pss_anon(pid) + s.get("VmPTE", 0)
     return rss, hwm, total_pss, len(pids), threads
 
 

@@ -19,7 +19,7 @@ RESULT_COLUMNS = [
     "connections_open",
     "server_cpu_s", "server_cpu_us_per_request", "server_utilization",
     "server_rss_base_kib", "server_rss_peak_kib",
-    "server_pss_base_kib", "server_pss_peak_kib", "memory_per_connection_bytes",
+    "server_mem_base_kib", "server_mem_peak_kib", "memory_per_connection_bytes",
     "server_processes_peak", "server_threads_peak", "server_exit",
     "loadgen_cpu_s", "loadgen_busy", "loadgen_saturated", "hgrm",
 ]

@@ -43,7 +43,7 @@ class TreeSampler(threading.Thread):
         super().__init__(daemon=True)
         self.pid = pid
         self.interval = interval
-        self.pss = pss           # also the proportional set size (idle cells)
+        self.pss = pss           # also the memory connections make grow (idle cells)
         self.pss_peak = 0
         self.rss_peak = 0
         self.processes_peak = 0
@@ -180,8 +180,8 @@ def run_cell(cell, model, ctx):
         return
     r = flatten(report)
     r.update(server_rss_base_kib=rss_base, server_rss_peak_kib=sampler.rss_peak,
-             server_pss_base_kib=pss_base if cell.idle else None,
-             server_pss_peak_kib=sampler.pss_peak if cell.idle else None,
+             server_mem_base_kib=pss_base if cell.idle else None,
+             server_mem_peak_kib=sampler.pss_peak if cell.idle else None,
              # Without samples during the run, the counts would only show the tree before and
              # after the connections: not measured rather than wrong.
              server_processes_peak=sampler.processes_peak if sampler.interval else None,
@@ -190,8 +190,8 @@ def run_cell(cell, model, ctx):
              server_summary=server_err[-1] if server_err else "",
              hgrm=os.path.relpath(hgrm, ctx.run_dir) if hgrm else "")
     if cell.idle and cell.connections:
-        # PSS, not RSS: a forked child shares most pages with its parent, and summing RSS
-        # would count them once per child.
+        # Proportional, not resident: a forked child shares most pages with its parent, and
+        # summing RSS would count them once per child.
         r["memory_per_connection_bytes"] = (sampler.pss_peak - pss_base) * 1024 / cell.connections
     cell.result = r
     problems = []
