@@ -39,7 +39,9 @@ uint64_t echo_account_slow(const struct echo_work *w, struct echo_stream *s, siz
     uint64_t total = s->msg_fill + len;
     uint64_t completed = total / w->msg_size;
     s->msg_fill = total % w->msg_size;
-    for (uint64_t i = 0; i < completed && !atomic_load_explicit(&costs_aborted, memory_order_relaxed); i++) {
+    for (uint64_t i = 0; i < completed; i++) {
+        if (atomic_load_explicit(&costs_aborted, memory_order_relaxed))
+            break;
         echo_burn_cpu(w->work_us);
         if (w->sleep_us)
             clock_sleep_ns(w->sleep_us * NS_PER_US);
