@@ -11,6 +11,7 @@ import csv
 import ctypes
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -179,6 +180,89 @@ def case_cli(build):
         check(r.returncode == 2, f"bench {' '.join(args)} exits 2 (got {r.returncode})")
         check(len(lines) == 1 and words in r.stderr,
               f"bench {' '.join(args)}: one line naming the problem: {lines}")
+    cpus = sorted(os.sched_getaffinity(0))
+    missing = str(max(cpus) + 1)
+    for args, words in [(["--sizes", "4kb"], "--sizes"),       # C parse_bytes: no kb
+                        (["--sizes", "1.5k"], "--sizes"),      # bytes are whole numbers
+                        (["--sizes", "4KB"], "--sizes"),
+                        (["--sizes", "0"], "--sizes"),
+                        (["--sizes", "128M"], "--sizes"),      # over loadgen's 64 MiB
+                        (["--connections", "1.2345k"], "--connections"),
+                        (["--latency-connections", "x"], "--latency-connections"),
+                        (["--duration", "0"], "--duration"),   # no window to measure
+                        (["--duration", "nan"], "--duration"),
+                        (["--duration", "-1s"], "--duration"),
+                        (["--warmup", "2e-1"], "--warmup"),
+                        (["--server-cpus", missing], "--server-cpus"),
+                        (["--loadgen-cpus", missing], "--loadgen-cpus"),
+                        (["--server-cpus", "0-"], "--server-cpus"),
+                        (["--loadgen-cpus", "a"], "--loadgen-cpus"),
+                        (["--models", "epoll,"], "--models"),
+                        (["--models", ""], "--models"),
+                        (["--scenarios", ",size"], "--scenarios")]:
+        with tempfile.TemporaryDirectory() as tmp:
+            # Should the option be taken, a one-cell run into a scratch folder, not a study.
+            r = bench(build, os.path.join(tmp, "run"), "--models", "epoll", "--scenarios",
+                      "churn", *args, timeout=60)
+        lines = r.stderr.strip().splitlines()
+        check(r.returncode == 2 and len(lines) == 1 and words in r.stderr,
+              f"bench {' '.join(args)}: exit 2 with one line naming {words} "
+              f"(got {r.returncode}: {lines})")
+    r = subprocess.run([os.path.join(ROOT, "scripts", "bench"), "--help"],
+                       capture_output=True, text=True)
+    check("x1000" in r.stdout and "x1024" in r.stdout,
+          "bench --help says counts are decimal (x1000) and sizes binary (x1024)")
+
+    # Byte sizes mean what loadgen -s means: 4k is 4,096 bytes. Server and load generator on
+    # one CPU: a warning, and the run goes on.
+    with tempfile.TemporaryDirectory() as tmp:
+        run = os.path.join(tmp, "run")
+        r = bench(build, run, "--models", "epoll", "--scenarios", "size,connections",
+                  "--sizes", "4k,1KiB,64B", "--connections", "0.002k",
+                  "--server-cpus", str(cpus[0]), "--loadgen-cpus", str(cpus[0]),
+                  "--warmup", "50us")
+        check(r.returncode == 0, f"bench --sizes 4k exits 0: {r.stderr[-300:]}")
+        rows = []
+        if os.path.exists(os.path.join(run, "results.csv")):
+            with open(os.path.join(run, "results.csv")) as f:
+                rows = list(csv.DictReader(f))
+        sizes = sorted(int(x["size"]) for x in rows if x["scenario"] == "size")
+        check(sizes == [64, 1024, 4096], f"--sizes 4k,1KiB,64B are 4096, 1024, 64 bytes: {sizes}")
+        conns = [int(x["connections"]) for x in rows if x["scenario"] == "connections"]
+        check(conns == [2], f"--connections 0.002k is 2 connections (decimal): {conns}")
+        check("warning" in r.stderr and "share" in r.stderr,
+              f"overlapping server and load generator CPUs get a warning: {r.stderr[-300:]}")
+
+    # A run in which no cell could be measured fails, and results/latest keeps pointing at
+    # the last run that has data.
+    with tempfile.TemporaryDirectory() as fake:
+        real = os.path.join(build, "servers", "echo-server")
+        os.makedirs(os.path.join(fake, "servers"))
+        os.makedirs(os.path.join(fake, "loadgen"))
+        os.symlink(os.path.join(build, "loadgen", "loadgen"),
+                   os.path.join(fake, "loadgen", "loadgen"))
+        with open(os.path.join(fake, "servers", "echo-server"), "w") as f:
+            f.write(f'#!/bin/sh\ncase "$*" in *--list*) exec {real} "$@";; esac\n'
+                    'echo "echo-server: cannot listen: broken on purpose" >&2; exit 1\n')
+        os.chmod(os.path.join(fake, "servers", "echo-server"), 0o755)
+        latest = os.path.join(ROOT, "results", "latest")
+        before = os.readlink(latest) if os.path.islink(latest) else None
+        run = os.path.join(ROOT, "results", f"bench-test-nodata-{os.getpid()}")
+        try:
+            r = bench(fake, run, "--models", "epoll", "--scenarios", "connections")
+            after = os.readlink(latest) if os.path.islink(latest) else None
+            check(r.returncode == 1, f"a run with no cell measured exits 1 (got {r.returncode})")
+            check("no cell was measured" in r.stderr,
+                  f"it says no cell was measured: {r.stderr[-300:]}")
+            check(before == after, f"results/latest is not moved ({before} -> {after})")
+        finally:
+            shutil.rmtree(run, ignore_errors=True)
+            if before is None and os.path.islink(latest):
+                os.unlink(latest)
+            elif before is not None and os.readlink(latest) != before:
+                os.unlink(latest)
+                os.symlink(before, latest)
+
     r = subprocess.run([os.path.join(ROOT, "scripts", "compare"), "/nonexistent", "/x"],
                        capture_output=True, text=True)
     check(r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1,

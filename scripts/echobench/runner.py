@@ -4,7 +4,7 @@ tree watched from /proc meanwhile. Every cell is bounded in time and leaves noth
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .proc import tree_sample
 from .run import Server, ServerError, run_loadgen
@@ -21,15 +21,35 @@ class Placement:
     busy_poll: bool = False    # only with a CPU of its own
     note: str = ""
 
+    warnings: list = field(default_factory=list)  # said once, before the run
+
     @staticmethod
-    def choose(ncpus):
-        """One CPU for the server, the next for the load generator, when there are two."""
-        if ncpus >= 2:
-            return Placement("0", "1", 1, True,
-                             "server pinned to CPU 0, load generator to CPU 1 (busy-polling)")
+    def choose(cpus):
+        """One CPU for the server, the next for the load generator, when there are two: cpus
+        are those this process may run on."""
+        if len(cpus) >= 2:
+            s, l = cpus[0], cpus[1]
+            return Placement(str(s), str(l), 1, True,
+                             f"server pinned to CPU {s}, load generator to CPU {l} "
+                             "(busy-polling)")
         return Placement(None, None, 1, False,
                          "fewer than 2 CPUs: server and load generator share the CPU, so the "
                          "server's figures include the load generator's interference")
+
+    @staticmethod
+    def given(server_text, server_cpus, loadgen_text, loadgen_cpus):
+        """The placement of --server-cpus / --loadgen-cpus (text as given, and the CPUs it
+        lists). The load generator busy-polls on CPUs of its own, never on the server's."""
+        shared = sorted(set(server_cpus or []) & set(loadgen_cpus or []))
+        warnings = []
+        if shared:
+            warnings.append(f"the server and the load generator share CPU(s) "
+                            f"{','.join(map(str, shared))}: the server's figures include the "
+                            "load generator's interference (and it will not busy-poll)")
+        return Placement(server_text, loadgen_text, len(loadgen_cpus or [1]),
+                         bool(loadgen_cpus) and not shared,
+                         f"server on CPUs {server_text or 'any'}, load generator on "
+                         f"{loadgen_text or 'any'}", warnings)
 
 
 class TreeSampler(threading.Thread):
@@ -97,8 +117,8 @@ def loadgen_args(cell, ctx, server_pid, hgrm):
     duration = {"latency": ctx.latency_duration, "idle": ctx.idle_duration}.get(cell.scenario,
                                                                                 ctx.duration)
     args = ["-t", str(threads), "-c", str(cell.connections), "-s", str(cell.size),
-            "--pipeline", str(cell.pipeline), "-d", f"{duration}s",
-            "--warmup", f"{ctx.warmup}s",
+            "--pipeline", str(cell.pipeline), "-d", f"{duration:.6f}s",
+            "--warmup", f"{ctx.warmup:.6f}s",
             "--timeout", IDLE_TIMEOUT if cell.idle else LOADGEN_TIMEOUT,
             "--server-pid", str(server_pid)]
     if hgrm:
