@@ -263,6 +263,18 @@ def case_cli(build):
                 os.unlink(latest)
                 os.symlink(before, latest)
 
+    # The measurements in bench/ read sizes, counts and durations by the same rules.
+    quick = ["--build", build, "--servers", "epoll", "--connections", "1", "--pipelines", "1",
+             "--repeat", "1", "--duration", "1s", "--warmup", "0"]
+    for args, words in [(["--size", "4kb"], "--size"), (["--connections", "x"], "--connections"),
+                        (["--pipelines", "1,"], "--pipelines"), (["--duration", "0"], "--duration")]:
+        r = subprocess.run([os.path.join(ROOT, "bench", "cpu-per-request")] + quick + args,
+                           capture_output=True, text=True, timeout=60)
+        lines = r.stderr.strip().splitlines()
+        check(r.returncode == 2 and len(lines) == 1 and words in r.stderr,
+              f"cpu-per-request {' '.join(args)}: exit 2 with one line naming {words} "
+              f"(got {r.returncode}: {lines[-3:]})")
+
     r = subprocess.run([os.path.join(ROOT, "scripts", "compare"), "/nonexistent", "/x"],
                        capture_output=True, text=True)
     check(r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1,
