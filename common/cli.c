@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "exit_codes.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -17,7 +18,7 @@ void cli_usage_error(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fprintf(stderr, " (see --help)\n");
-    exit(2);
+    exit(EXIT_USAGE);
 }
 
 uint64_t cli_uint(const char *opt, const char *text, uint64_t min, uint64_t max)
