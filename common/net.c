@@ -131,9 +131,7 @@ int net_set_nonblock(int fd)
     return 0;
 }
 
-/* Errors that belong to one pending connection, not to the listener: accept(2) says to treat
- * them like EAGAIN and try again. */
-static bool accept_error_is_per_connection(int err)
+bool net_accept_error_is_per_connection(int err)
 {
     switch (err) {
     case EINTR: case ECONNABORTED: case EPROTO: case EPERM: case ENETDOWN: case ENOPROTOOPT:
@@ -148,7 +146,7 @@ int net_accept(int listen_fd, int flags)
     for (;;) {
         int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | flags);
         if (fd < 0) {
-            if (accept_error_is_per_connection(errno))
+            if (net_accept_error_is_per_connection(errno))
                 continue;
             return -errno;
         }

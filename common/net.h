@@ -61,6 +61,11 @@ int net_set_nonblock(int fd);
  * (below), or EINVAL once the listener has been shut down. */
 int net_accept(int listen_fd, int flags);
 
+/* True for accept errors that belong to one pending connection, not to the listener (EINTR,
+ * ECONNABORTED, EPROTO, ENETDOWN, EHOSTUNREACH, ...): accept(2) says to treat them like EAGAIN
+ * and try again. Every model must, whether it calls net_accept() or accept4() itself. */
+bool net_accept_error_is_per_connection(int err);
+
 /* True for accept errors that mean "out of descriptors or memory, try later": EMFILE, ENFILE,
  * ENOBUFS, ENOMEM. A server must neither die nor spin on them. */
 bool net_accept_error_is_exhaustion(int err);

@@ -24,6 +24,8 @@
 
 #include "harness.h"
 #include "cli.h"
+#include "exit_codes.h"
+#include "json.h"
 #include "parse.h"
 #include "server.h"
 
@@ -33,7 +35,12 @@
 #define MIN_STACK_SIZE (64u * 1024) /* the blocking loop keeps a 16 KiB buffer on the stack */
 #define MAX_THREADS 4096
 #define STOP_GRACE_SECONDS 10
-#define EXIT_UNAVAILABLE 3 /* the model cannot run on this machine (e.g. no io_uring) */
+/* The longest per-message cost: well inside the stop grace, so that even a message whose cost
+ * has begun cannot hold a stop up (the costs are interruptible too: see echo_abort_costs). */
+#define MAX_COST_US 1000000
+/* The version of the `--list --json` document (docs/adding-a-model.md); bump it when a field
+ * changes meaning or goes away, not when one is added. */
+#define MODEL_LIST_JSON_VERSION 1
 
 
 static void usage(FILE *out)
@@ -54,8 +61,11 @@ static void usage(FILE *out)
 "  -H, --host ADDR      address to listen on, IPv4 or IPv6 (default %s)\n"
 "  -p, --port N         TCP port, 0 = any free port (default %d)\n"
 "  -t, --threads N      workers, reactors or rings, for models that take it (see\n"
-"                       --list); default: the model's own (the number of CPUs for\n"
-"                       worker pools, at least 2; 1 reactor or ring)\n"
+"                       --list); default: the model's own (%d for worker pools; 1\n"
+"                       reactor or ring). A pool that serves one connection per worker\n"
+"                       (threadpool, prefork) serves N clients at a time: when every\n"
+"                       worker is busy, new clients wait in the listen backlog, and the\n"
+"                       summary's pool_all_busy= counts how often that happened\n"
 "  -b, --backlog N      listen() backlog (default %d; the kernel caps it at\n"
 "                       net.core.somaxconn)\n"
 "      --stack-size B   stack size of every thread a model starts, e.g. 256k\n"
@@ -66,16 +76,19 @@ static void usage(FILE *out)
 "      --work-us N      each complete message costs N microseconds of CPU (a real\n"
 "                       computation on the thread's CPU clock) before it is echoed\n"
 "      --sleep-us N     each complete message then waits N microseconds (blocking sleep)\n"
-"                       before it is echoed; --work-us and --sleep-us need --msg-size\n"
+"                       before it is echoed; --work-us and --sleep-us need --msg-size,\n"
+"                       at most %d each; a stop cuts a cost short\n"
 "\n"
 "  -l, --list           list the models: name, kind, what --threads means, the most\n"
 "                       connections the model can hold (- for no limit of its own), summary\n"
+"      --json           with --list: every field of every model as JSON, for tools\n"
 "  -h, --help           show this help\n"
 "  -V, --version        show the version and build\n"
 "\n"
 "Exit status: 0 after a clean stop, 1 on a runtime error (port in use, ...), 2 on bad usage,\n"
 "3 if the model cannot run on this machine (e.g. io_uring unavailable).\n",
-            cli_prog, cli_prog, DEFAULT_HOST, DEFAULT_PORT, SOMAXCONN);
+            cli_prog, cli_prog, DEFAULT_HOST, DEFAULT_PORT, SERVER_DEFAULT_POOL_SIZE, SOMAXCONN,
+            MAX_COST_US);
 }
 
 static const char *kind_name(enum model_kind kind)
@@ -85,6 +98,7 @@ static const char *kind_name(enum model_kind kind)
     case MODEL_PROCESSES: return "processes";
     case MODEL_THREADS: return "threads";
     case MODEL_EVENT_LOOP: return "event-loop";
+    case MODEL_HYBRID: return "hybrid";
     }
     return "?";
 }
@@ -101,6 +115,36 @@ static void list_models(void)
     }
 }
 
+/* `--list --json`: the model contract for tools (the tests, the bench). Every field a tool needs
+ * is here, so that adding one to struct server_model is one edit in this function. */
+static void list_models_json(void)
+{
+    struct json j;
+    json_start(&j, stdout);
+    json_object_begin(&j, NULL);
+    json_uint(&j, "version", MODEL_LIST_JSON_VERSION);
+    json_array_begin(&j, "models");
+    for (const struct server_model *const *m = server_models; *m; m++) {
+        json_object_begin(&j, NULL);
+        json_string(&j, "name", (*m)->name);
+        json_string(&j, "summary", (*m)->summary);
+        json_string(&j, "kind", kind_name((*m)->kind));
+        json_string(&j, "threads_meaning", (*m)->threads_meaning);
+        json_bool(&j, "serves_one_connection_per_thread",
+                  (*m)->serves_one_connection_per_thread);
+        if ((*m)->serves_one_connection_per_thread)
+            json_uint(&j, "default_threads", (*m)->default_threads);
+        else
+            json_null(&j, "default_threads");
+        json_uint(&j, "max_connections", (*m)->max_connections);
+        json_bool(&j, "listener_per_thread", (*m)->listener_per_thread);
+        json_object_end(&j);
+    }
+    json_array_end(&j);
+    json_object_end(&j);
+    json_finish(&j);
+}
+
 static const struct server_model *find_model(const char *name)
 {
     for (const struct server_model *const *m = server_models; *m; m++)
@@ -111,7 +155,7 @@ static const struct server_model *find_model(const char *name)
 
 static const struct server_model *parse_args(int argc, char **argv, struct server_config *cfg)
 {
-    enum { OPT_STACK = 256, OPT_MSG, OPT_WORK, OPT_SLEEP };
+    enum { OPT_STACK = 256, OPT_MSG, OPT_WORK, OPT_SLEEP, OPT_JSON };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},
         {"host", required_argument, NULL, 'H'},
@@ -123,11 +167,13 @@ static const struct server_model *parse_args(int argc, char **argv, struct serve
         {"work-us", required_argument, NULL, OPT_WORK},
         {"sleep-us", required_argument, NULL, OPT_SLEEP},
         {"list", no_argument, NULL, 'l'},
+        {"json", no_argument, NULL, OPT_JSON},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {0},
     };
     const char *model_name = NULL;
+    bool list = false, json = false;
     *cfg = (struct server_config){
         .host = DEFAULT_HOST,
         .port = DEFAULT_PORT,
@@ -147,9 +193,14 @@ static const struct server_model *parse_args(int argc, char **argv, struct serve
             cfg->stack_size = cli_bytes("--stack-size", optarg, MIN_STACK_SIZE, 1ull << 30);
             break;
         case OPT_MSG: cfg->work.msg_size = cli_bytes("--msg-size", optarg, 1, 1ull << 26); break;
-        case OPT_WORK: cfg->work.work_us = (uint32_t)cli_uint("--work-us", optarg, 0, 10000000); break;
-        case OPT_SLEEP: cfg->work.sleep_us = (uint32_t)cli_uint("--sleep-us", optarg, 0, 10000000); break;
-        case 'l': list_models(); exit(0);
+        case OPT_WORK:
+            cfg->work.work_us = (uint32_t)cli_uint("--work-us", optarg, 0, MAX_COST_US);
+            break;
+        case OPT_SLEEP:
+            cfg->work.sleep_us = (uint32_t)cli_uint("--sleep-us", optarg, 0, MAX_COST_US);
+            break;
+        case 'l': list = true; break;
+        case OPT_JSON: json = true; break;
         case 'h': usage(stdout); exit(0);
         case 'V':
             printf("echo-server %s\n", ECHOBENCH_VERSION);
@@ -160,6 +211,12 @@ static const struct server_model *parse_args(int argc, char **argv, struct serve
     }
     if (optind < argc)
         cli_usage_error("unexpected argument '%s'", argv[optind]);
+    if (json && !list)
+        cli_usage_error("--json goes with --list");
+    if (list) {
+        json ? list_models_json() : list_models();
+        exit(0);
+    }
     if (!model_name)
         cli_usage_error("--model is required; --list shows the models");
     const struct server_model *model = find_model(model_name);
@@ -225,6 +282,9 @@ static void print_summary(const struct server_model *model, struct server_stats 
     unsigned n = atomic_load(&st->threads_reported);
     for (unsigned i = 0; i < n && i < SERVER_STATS_THREADS; i++)
         fprintf(stderr, "%s%" PRIu64, i ? "," : " per_thread=", atomic_load(&st->per_thread[i]));
+    if (model->serves_one_connection_per_thread)
+        fprintf(stderr, " workers=%u pool_all_busy=%" PRIu64, server_pool_size(&srv),
+                atomic_load(&st->pool_all_busy));
     if (st->note[0])
         fprintf(stderr, " note=%.*s", (int)sizeof st->note, st->note);
     fputc('\n', stderr);

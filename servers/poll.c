@@ -103,11 +103,16 @@ static int poll_run(struct server *srv)
     l.nb.work = &srv->cfg->work;
     l.pfds = malloc(l.cap * sizeof *l.pfds);
     l.conns = malloc(l.cap * sizeof *l.conns);
-    int err = net_set_nonblock(srv->listen_fd);
-    if (!l.pfds || !l.conns || err < 0) {
+    if (!l.pfds || !l.conns) {
         free(l.pfds);
         free(l.conns);
-        return server_fail(srv, "malloc", err < 0 ? err : -ENOMEM);
+        return server_fail(srv, "malloc", -ENOMEM);
+    }
+    int err = net_set_nonblock(srv->listen_fd);
+    if (err < 0) {
+        free(l.pfds);
+        free(l.conns);
+        return server_fail(srv, "fcntl", err);
     }
     l.pfds[STOP] = (struct pollfd){.fd = srv->stop_fd, .events = POLLIN};
     l.pfds[LISTENER] = (struct pollfd){.fd = srv->listen_fd, .events = POLLIN};

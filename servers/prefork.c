@@ -4,7 +4,8 @@
  *
  * How it works
  *   The parent creates the listening socket (the harness does), then forks --threads N worker
- *   processes (default: the number of CPUs, at least 2). Each worker inherits the listener and
+ *   processes (default 64, SERVER_DEFAULT_POOL_SIZE: a pool of blocking workers is sized for
+ *   the clients it must hold at once, not for the cores). Each worker inherits the listener and
  *   runs the sequential server's loop on it: accept() a connection, echo it with blocking calls
  *   until the client is done, close, accept the next. No fork() per connection - the cost of
  *   fork.c is paid N times at start - and the workers are isolated processes, so a crash takes
@@ -23,7 +24,8 @@
  *
  * What limits it
  *   A worker serves one connection at a time: N workers serve N clients, and client N+1 waits in
- *   the listen backlog until one leaves, as with the thread pool. Each worker is a full process
+ *   the listen backlog until one leaves, as with the thread pool (the summary's pool_all_busy=
+ *   counts the connections that made every worker busy). Each worker is a full process
  *   (memory, a scheduler entity). The listener must stay blocking (a shared non-blocking
  *   listener would turn the kernel's single wake-up into N workers spinning on EAGAIN).
  *
@@ -46,7 +48,8 @@
 #define ACCEPT_PAUSE_NS (50 * NS_PER_MS)
 
 /* A worker process: accept, serve, repeat, until a stop. */
-static _Noreturn void worker_main(struct server *srv, unsigned index, int sigchld_fd)
+static _Noreturn void worker_main(struct server *srv, unsigned index, unsigned workers,
+                                   int sigchld_fd)
 {
     close(sigchld_fd);
     server_enter_child(srv, -1, true); /* keep the listener: accepting is the worker's job */
@@ -54,8 +57,8 @@ static _Noreturn void worker_main(struct server *srv, unsigned index, int sigchl
         /* accept4() itself, not net_accept(): a stop signal must interrupt it (EINTR). */
         int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
-                continue; /* the loop checks for a stop */
+            if (net_accept_error_is_per_connection(errno))
+                continue; /* one client's trouble (or EINTR): the loop checks for a stop */
             if (!net_accept_error_is_exhaustion(errno))
                 break; /* EINVAL: the listener was shut down - the server is stopping */
             server_count(&srv->stats->accept_pauses, 1);
@@ -70,10 +73,12 @@ static _Noreturn void worker_main(struct server *srv, unsigned index, int sigchl
         server_count(&srv->stats->connections, 1);
         if (index < SERVER_STATS_THREADS)
             server_count(&srv->stats->per_thread[index], 1);
+        server_pool_enter(srv, workers);
         server_child_serving(fd);
         uint64_t echoed = 0;
         (void)echo_serve_blocking(fd, &srv->cfg->work, &echoed);
         server_child_serving(-1);
+        server_pool_leave(srv);
         close(fd);
         server_count(&srv->stats->bytes_echoed, echoed);
     }
@@ -92,7 +97,7 @@ static int start_worker(struct server *srv, struct workers *w, unsigned i)
 {
     pid_t pid = fork();
     if (pid == 0)
-        worker_main(srv, i, w->children.sigchld_fd);
+        worker_main(srv, i, w->n, w->children.sigchld_fd);
     if (pid < 0)
         return -errno;
     w->pid_of[i] = pid;
@@ -133,17 +138,14 @@ static int replace_exited(struct server *srv, struct workers *w)
 
 static int prefork_run(struct server *srv)
 {
-    struct workers w = {.n = srv->cfg->threads};
-    if (w.n == 0) {
-        w.n = server_cpu_count();
-        if (w.n < 2)
-            w.n = 2; /* one idle client must not stall the whole server */
-    }
-    int err = server_children_init(&w.children);
+    struct workers w = {.n = server_pool_size(srv)};
     w.pid_of = calloc(w.n, sizeof *w.pid_of);
-    if (err < 0 || !w.pid_of) {
+    if (!w.pid_of)
+        return server_fail(srv, "calloc", -ENOMEM);
+    int err = server_children_init(&w.children);
+    if (err < 0) {
         free(w.pid_of);
-        return server_fail(srv, "signalfd", err < 0 ? err : -ENOMEM);
+        return server_fail(srv, "signalfd", err);
     }
     atomic_store(&srv->stats->threads_reported, w.n);
     for (unsigned i = 0; i < w.n && err == 0; i++)
@@ -176,5 +178,7 @@ const struct server_model model_prefork = {
     .summary = "N pre-forked worker processes accept on one shared listener (Apache prefork)",
     .kind = MODEL_PROCESSES,
     .threads_meaning = "workers",
+    .serves_one_connection_per_thread = true,
+    .default_threads = SERVER_DEFAULT_POOL_SIZE,
     .run = prefork_run,
 };

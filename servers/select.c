@@ -88,10 +88,15 @@ static int select_run(struct server *srv)
         return server_fail(srv, "calloc", -ENOMEM);
     l->srv = srv;
     l->nb.work = &srv->cfg->work;
-    int err = net_set_nonblock(srv->listen_fd);
-    if (err < 0 || srv->listen_fd >= FD_SETSIZE || srv->stop_fd >= FD_SETSIZE) {
+    if (srv->listen_fd >= FD_SETSIZE || srv->stop_fd >= FD_SETSIZE) {
         free(l);
-        return server_fail(srv, "fcntl", err < 0 ? err : -EMFILE);
+        return server_fail(srv, "select (the listener's descriptor is beyond FD_SETSIZE)",
+                           -EMFILE);
+    }
+    int err = net_set_nonblock(srv->listen_fd);
+    if (err < 0) {
+        free(l);
+        return server_fail(srv, "fcntl", err);
     }
     l->max_fd = srv->listen_fd > srv->stop_fd ? srv->listen_fd : srv->stop_fd;
 

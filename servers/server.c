@@ -117,10 +117,14 @@ int server_thread_attr(struct server *srv, pthread_attr_t *attr)
 
 int server_fail(struct server *srv, const char *call, int err)
 {
+    /* Any thread of a model may fail, several at once: the first one is recorded, under the
+     * lock (main reads it after every thread has been joined). */
+    pthread_mutex_lock(&srv->lock);
     if (!srv->failed_call) {
         srv->failed_call = call;
         srv->failed_err = err;
     }
+    pthread_mutex_unlock(&srv->lock);
     server_request_stop(srv);
     return err;
 }
@@ -155,6 +159,23 @@ unsigned server_cpu_count(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (unsigned)n : 1;
+}
+
+unsigned server_pool_size(const struct server *srv)
+{
+    return srv->cfg->threads ? srv->cfg->threads : SERVER_DEFAULT_POOL_SIZE;
+}
+
+void server_pool_enter(struct server *srv, unsigned workers)
+{
+    unsigned busy = atomic_fetch_add_explicit(&srv->stats->pool_busy, 1, memory_order_relaxed);
+    if (busy + 1 >= workers)
+        server_count(&srv->stats->pool_all_busy, 1);
+}
+
+void server_pool_leave(struct server *srv)
+{
+    atomic_fetch_sub_explicit(&srv->stats->pool_busy, 1, memory_order_relaxed);
 }
 
 /* --- child processes ---------------------------------------------------------------------- */

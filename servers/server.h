@@ -30,12 +30,14 @@
 #include "echo.h"
 #include "net.h"
 
-/* How a model gets concurrency; shown by --list and used by the tests to pick their cases. */
+/* How a model gets concurrency; shown by --list and used by the tests to pick their cases
+ * (docs/adding-a-model.md says what the tests and the bench do for each kind). */
 enum model_kind {
     MODEL_ITERATIVE,  /* one client at a time */
     MODEL_PROCESSES,  /* child processes */
     MODEL_THREADS,    /* blocking I/O on several threads */
     MODEL_EVENT_LOOP, /* non-blocking I/O multiplexed by one loop per thread */
+    MODEL_HYBRID,     /* event loops for I/O plus threads for the per-message work */
 };
 
 /* The options every model receives, parsed and checked by the harness. */
@@ -58,6 +60,11 @@ struct server_stats {
     _Atomic uint64_t bytes_echoed;  /* written back to clients */
     _Atomic uint64_t shed;          /* accepted, then closed unserved (no thread, fork failed, ...) */
     _Atomic uint64_t accept_pauses; /* times accept waited because descriptors or memory ran out */
+    /* Pools that serve one connection per worker (server_pool_enter/leave): workers serving
+     * now, and how many times a connection made every worker busy - from then on, new clients
+     * wait in the listen backlog until a worker is free. */
+    _Atomic unsigned pool_busy;
+    _Atomic uint64_t pool_all_busy;
     /* Optional: a model with a fixed set of threads (reactors, rings, workers) may count the
      * connections each one served, to show how evenly they share the load. */
     _Atomic unsigned threads_reported;
@@ -97,6 +104,13 @@ struct server_model {
     enum model_kind kind;
     /* What --threads means for this model ("workers", "reactors"), or NULL if it takes none. */
     const char *threads_meaning;
+    /* Each of the model's --threads workers serves one connection for that connection's whole
+     * life (a classic pool: threadpool, prefork), so the model serves at most --threads
+     * connections at a time and the others wait in the listen backlog. The bench sizes such a
+     * pool to a cell's connections; the tests leave out cases that need more at once. */
+    bool serves_one_connection_per_thread;
+    /* Its default --threads when that flag is set (the summary and the tests need it). */
+    unsigned default_threads;
     /* The most connections the model can hold at once by construction (select: FD_SETSIZE),
      * or 0 for no limit of its own; shown by --list, respected by the tests and the bench. */
     unsigned max_connections;
@@ -235,5 +249,21 @@ void server_add_thread_totals(struct server *srv, unsigned index,
 
 /* The number of online CPUs (at least 1). */
 unsigned server_cpu_count(void);
+
+/* The default size of a pool that serves one connection per worker (threadpool, prefork): a
+ * blocking pool is sized for the clients it must hold at once, not for the cores - a worker
+ * waiting on an idle client costs no CPU, only its stack or process. Apache's worker and
+ * prefork modules default to hundreds (MaxRequestWorkers 256), Tomcat to 200 threads; 64 keeps
+ * a handful of idle or slow clients from locking everybody out while staying small on a laptop. */
+#define SERVER_DEFAULT_POOL_SIZE 64
+
+/* The number of workers a pool model runs: --threads, or SERVER_DEFAULT_POOL_SIZE. */
+unsigned server_pool_size(const struct server *srv);
+
+/* For pools that serve one connection per worker, in any thread or child process: a worker of
+ * the `workers` has started serving a connection (enter) or finished (leave). Once per
+ * connection; counts in stats->pool_all_busy each time a connection makes every worker busy. */
+void server_pool_enter(struct server *srv, unsigned workers);
+void server_pool_leave(struct server *srv);
 
 #endif

@@ -2,7 +2,9 @@
  * threadpool.c - N pre-started worker threads take connections from a bounded queue.
  *
  * How it works
- *   At start-up the server creates --threads workers (default: the number of CPUs, at least 2).
+ *   At start-up the server creates --threads workers (default 64: SERVER_DEFAULT_POOL_SIZE - a
+ *   blocking pool is sized for the clients it must hold at once, not for the cores, because a
+ *   worker waiting on an idle client costs a stack, not CPU).
  *   The main thread is the acceptor: it accepts connections and puts them in a bounded queue (a
  *   ring of descriptors guarded by a mutex and two condition variables); an idle worker takes the
  *   oldest one and serves it with blocking calls until the client is done, then takes the next.
@@ -20,8 +22,9 @@
  *
  * What limits it
  *   A worker is tied to one connection for the connection's whole life, so at most N clients are
- *   served at a time: N idle or slow clients stall everyone else (try it with N+1 idle nc). The
- *   pool shines when connections are short or the per-message work blocks (--sleep-us): then
+ *   served at a time: N idle or slow clients stall everyone else (try it with --threads 2 and
+ *   three idle nc). The summary line says when that happened: pool_all_busy= counts the
+ *   connections that made every worker busy. The pool shines when connections are short or the per-message work blocks (--sleep-us): then
  *   N workers overlap N waits, where an event loop would stall on each.
  *
  * Try it
@@ -127,19 +130,17 @@ static void *worker_main(void *p)
 {
     struct pool *pool = p;
     int fd;
-    while ((fd = queue_pop(&pool->queue)) >= 0)
+    while ((fd = queue_pop(&pool->queue)) >= 0) {
+        server_pool_enter(pool->srv, pool->queue.cap);
         server_serve_blocking(pool->srv, fd);
+        server_pool_leave(pool->srv);
+    }
     return NULL;
 }
 
 static int threadpool_run(struct server *srv)
 {
-    unsigned n = srv->cfg->threads;
-    if (n == 0) {
-        n = server_cpu_count();
-        if (n < 2)
-            n = 2; /* one idle client must not stall the whole server */
-    }
+    unsigned n = server_pool_size(srv);
     struct pool pool = {.srv = srv};
     pthread_t *workers = calloc(n, sizeof *workers);
     if (!workers || queue_init(&pool.queue, n) < 0) {
@@ -187,5 +188,7 @@ const struct server_model model_threadpool = {
     .summary = "N pre-started workers take connections from a bounded queue",
     .kind = MODEL_THREADS,
     .threads_meaning = "workers",
+    .serves_one_connection_per_thread = true,
+    .default_threads = SERVER_DEFAULT_POOL_SIZE,
     .run = threadpool_run,
 };
