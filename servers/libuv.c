@@ -5,8 +5,14 @@
  *   The same design as epoll.c - one thread, non-blocking sockets, a loop that sleeps in epoll
  *   until something is ready - but written against a general-purpose library instead of the
  *   system calls: libuv owns the loop and the epoll set, and calls back into this file.
- *   - A uv_tcp_t handle wraps the listening socket; on_connection() accepts each client into a
- *     handle of its own and starts reading with uv_read_start().
+ *   - The listener is watched with a uv_poll_t; when it is readable, on_listener() accepts up to
+ *     ACCEPT_BATCH waiting clients with the harness's server_accept_nonblocking() and wraps each
+ *     one in a uv_tcp_t handle of its own (uv_tcp_open), then starts reading (uv_read_start).
+ *     (libuv's own uv_listen() would accept for us, but with its own policy when descriptors
+ *     run out - it accepts and closes waiting clients, uncounted - and it calls back again and
+ *     again once the listener is shut down at stop. Accepting here gives libuv the policy every
+ *     other event loop has: out of descriptors or memory, stop watching the listener for 50 ms,
+ *     keep serving, count the pause; the backlog holds the clients meanwhile.)
  *   - libuv asks alloc_buffer() for a buffer before every read; every connection gets the same
  *     16 KiB loop buffer, since on_read() is called at once with the data and finishes with it.
  *   - on_read() tries to send the bytes straight back (uv_try_write(), one send() call). Only
@@ -21,10 +27,7 @@
  *   The comparison with epoll.c is the point: what a portable, callback-based library adds per
  *   message over raw epoll (see the bench's CPU-per-request plot). libuv's loop is level-
  *   triggered and keeps its own bookkeeping per turn (timers, idle and check handles, pending
- *   queues). Out of descriptors, libuv applies its own policy: it accepts waiting connections
- *   and closes them at once (using a descriptor it keeps in reserve for that), so clients are
- *   turned away rather than held in the backlog - the other models pause accepting instead.
- *   One loop is one core; per-message work or a blocking wait stalls every client.
+ *   queues). One loop is one core; per-message work or a blocking wait stalls every client.
  *
  * Try it
  *   echo-server --model libuv --port 7007
@@ -39,12 +42,14 @@
 
 #include "server.h"
 
+#define ACCEPT_BATCH 16          /* connections taken per wake-up before serving others */
+
 struct uv_server {
     struct server *srv;
     uv_loop_t loop;
-    uv_tcp_t listener;
-    uv_tcp_t reject;         /* takes a connection off the listener when memory runs out */
-    bool rejecting;
+    uv_poll_t listener;      /* the harness's listening socket */
+    uv_timer_t accept_pause; /* out of descriptors: when to watch the listener again */
+    uint64_t accept_resume_ns;
     uv_poll_t stop;
     struct server_thread_totals totals;
     char buf[ECHO_BUF_SIZE]; /* every read goes here, and is echoed before the next */
@@ -69,8 +74,8 @@ struct write_req {
 
 static void on_closed(uv_handle_t *h)
 {
-    if (h->type != UV_TCP || h->data == NULL)
-        return; /* the listener, the reject and stop handles live in struct uv_server */
+    if (h->type != UV_TCP)
+        return; /* the listener, timer and stop handles live in struct uv_server */
     struct uv_conn *c = (struct uv_conn *)h;
     c->s->totals.echoed += c->echoed;
     free(c);
@@ -166,48 +171,61 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-static void on_rejected(uv_handle_t *h)
+/* Wraps an accepted socket in a handle and starts reading; a connection that cannot get one is
+ * closed at once and counted as shed. */
+static void adopt(struct uv_server *s, int fd)
 {
-    struct uv_server *s = (struct uv_server *)((char *)h - offsetof(struct uv_server, reject));
-    s->rejecting = false;
-}
-
-/* Out of memory for a new connection: it must still be taken off the listener - libuv stops
- * watching the listener until something accepts - so accept it and close it at once. */
-static void reject(struct uv_server *s, uv_stream_t *listener)
-{
-    s->totals.shed++;
-    if (s->rejecting || uv_tcp_init(&s->loop, &s->reject) < 0)
-        return; /* (a second failure before the first close completes: rare, and it only
-                   delays the next accept until the loop turns) */
-    s->rejecting = true;
-    uv_accept(listener, (uv_stream_t *)&s->reject);
-    uv_close((uv_handle_t *)&s->reject, on_rejected);
-}
-
-static void on_connection(uv_stream_t *listener, int status)
-{
-    /* The listener is a member of struct uv_server (its data pointer stays NULL, which is how
-     * on_closed() tells it from a connection). */
-    struct uv_server *s = (struct uv_server *)((char *)listener - offsetof(struct uv_server,
-                                                                           listener));
-    if (status < 0)
-        return; /* the listener was shut down at stop, or a transient accept error */
     struct uv_conn *c = calloc(1, sizeof *c);
     if (!c || uv_tcp_init(&s->loop, &c->tcp) < 0) {
         free(c);
-        reject(s, listener);
+        close(fd);
+        s->totals.shed++;
         return;
     }
     c->s = s;
-    c->tcp.data = c;
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
-        close_conn(c);
+    if (uv_tcp_open(&c->tcp, fd) < 0) {
+        close(fd);                  /* not yet the handle's to close */
+        s->totals.shed++;
+        uv_close((uv_handle_t *)&c->tcp, on_closed); /* frees c */
         return;
     }
-    s->totals.accepted++;
-    uv_tcp_nodelay(&c->tcp, 1);
     uv_read_start((uv_stream_t *)&c->tcp, alloc_buffer, on_read);
+}
+
+static void on_listener(uv_poll_t *p, int status, int events);
+
+static void on_pause_over(uv_timer_t *t)
+{
+    struct uv_server *s = (struct uv_server *)((char *)t - offsetof(struct uv_server,
+                                                                    accept_pause));
+    if (!uv_is_closing((uv_handle_t *)&s->listener))
+        uv_poll_start(&s->listener, UV_READABLE, on_listener);
+}
+
+static void on_listener(uv_poll_t *p, int status, int events)
+{
+    (void)status;
+    (void)events;
+    struct uv_server *s = (struct uv_server *)((char *)p - offsetof(struct uv_server, listener));
+    if (server_stopping(s->srv)) {
+        uv_poll_stop(p); /* the listener is shut down: the stop handle closes everything */
+        return;
+    }
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int fd = server_accept_nonblocking(s->srv->listen_fd, &s->totals, &s->accept_resume_ns);
+        if (fd < 0) {
+            if (s->accept_resume_ns) {
+                /* Out of descriptors or memory: stop watching for a while (a level-triggered
+                 * watch of a listener we cannot accept from would spin), keep serving. */
+                uv_poll_stop(p);
+                uv_timer_start(&s->accept_pause, on_pause_over, SERVER_ACCEPT_PAUSE_NS / 1000000,
+                               0);
+                s->accept_resume_ns = 0;
+            }
+            return;
+        }
+        adopt(s, fd);
+    }
 }
 
 static void close_handle(uv_handle_t *h, void *arg)
@@ -235,19 +253,15 @@ static int libuv_run(struct server *srv)
         free(s);
         return server_fail(srv, "uv_loop_init", err);
     }
-    /* libuv closes the descriptor it is given: give it a duplicate of the harness's listener
-     * (the same socket, so the harness's shutdown at stop still reaches it). */
-    int fd = dup(srv->listen_fd);
-    bool opened = false;
-    if (fd < 0 || (err = uv_tcp_init(&s->loop, &s->listener)) < 0
-        || (err = uv_tcp_open(&s->listener, fd)) < 0 || !(opened = true)
-        || (err = uv_listen((uv_stream_t *)&s->listener, srv->cfg->backlog,
-                            on_connection)) < 0
-        || (err = uv_poll_init(&s->loop, &s->stop, srv->stop_fd)) < 0
-        || (err = uv_poll_start(&s->stop, UV_READABLE, on_stop)) < 0) {
-        err = server_fail(srv, "libuv set-up", fd < 0 ? -errno : err);
-        if (fd >= 0 && !opened)
-            close(fd); /* not yet the listener handle's to close */
+    const char *call = "fcntl";
+    if ((err = net_set_nonblock(srv->listen_fd)) < 0
+        || (call = "uv_poll_init", err = uv_poll_init(&s->loop, &s->listener, srv->listen_fd)) < 0
+        || (call = "uv_timer_init", err = uv_timer_init(&s->loop, &s->accept_pause)) < 0
+        || (call = "uv_poll_start", err = uv_poll_start(&s->listener, UV_READABLE,
+                                                       on_listener)) < 0
+        || (call = "uv_poll_init", err = uv_poll_init(&s->loop, &s->stop, srv->stop_fd)) < 0
+        || (call = "uv_poll_start", err = uv_poll_start(&s->stop, UV_READABLE, on_stop)) < 0) {
+        err = server_fail(srv, call, err);
         uv_walk(&s->loop, close_handle, NULL); /* close what was set up; uv_run() finishes */
     }
     uv_run(&s->loop, UV_RUN_DEFAULT);
