@@ -61,6 +61,43 @@ expect_usage_error "unknown option '--bogus'" --model thread --bogus
 expect_usage_error "needs a value" --model thread --port
 expect_usage_error "unexpected argument 'extra'" --model thread extra
 expect_usage_error "--host" --model thread --host no-such-host.invalid
+# A per-message cost must stay well inside the 10 s stop grace.
+expect_usage_error "--work-us" --model thread --msg-size 1 --work-us 1000001
+expect_usage_error "--sleep-us" --model thread --msg-size 1 --sleep-us 10000000
+expect_usage_error "--json goes with --list" --json
+
+# --list --json: the model contract for tools - valid JSON, versioned, every model of --list.
+"$server" --list --json >"$tmp/list.json"
+check "--list --json exits 0" $?
+python3 - "$tmp/list.json" "$tmp/list" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert doc["version"] == 1, doc.get("version")
+names = [line.split()[0] for line in open(sys.argv[2]).read().splitlines()[1:]]
+assert [m["name"] for m in doc["models"]] == names, "not the models of --list"
+for m in doc["models"]:
+    assert set(m) >= {"name", "summary", "kind", "threads_meaning",
+                      "serves_one_connection_per_thread", "default_threads",
+                      "max_connections", "listener_per_thread"}, m
+    assert m["kind"] in ("iterative", "processes", "threads", "event-loop", "hybrid"), m
+    assert m["serves_one_connection_per_thread"] == (m["default_threads"] is not None), m
+PY
+check "--list --json: every model, every field, version 1" $?
+
+# select with a listener beyond FD_SETSIZE: exit 1 naming the reason, not a failing fcntl.
+python3 - "$server" "$tmp/select.err" <<'PY'
+import os, subprocess, sys
+fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(1100)]  # inherited: the listener is >1023
+for fd in fds:
+    os.set_inheritable(fd, True)
+with open(sys.argv[2], "w") as err:
+    r = subprocess.run(["timeout", "10", sys.argv[1], "--model", "select", "--port", "0"],
+                       stdout=subprocess.DEVNULL, stderr=err, close_fds=False)
+sys.exit(0 if r.returncode == 1 else 1)
+PY
+check "select with the listener beyond FD_SETSIZE exits 1" $?
+check "select says FD_SETSIZE: '$(cat "$tmp/select.err")'" \
+    "$(grep -q "FD_SETSIZE" "$tmp/select.err" && ! grep -q fcntl "$tmp/select.err"; echo $?)"
 
 # A port in use: a clear message and exit 1 - also for models that bind with SO_REUSEPORT (a
 # listener per thread), whoever holds the port.

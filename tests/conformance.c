@@ -3,7 +3,8 @@
  *
  *   conformance --list-cases            one line per case: NAME SCOPE (all | concurrent |
  *                                       threads: models that take --threads | limited: models
- *                                       with a maximum number of connections)
+ *                                       with a maximum number of connections | many: models
+ *                                       that hold any number of connections at once)
  *   conformance SERVER MODEL CASE       run one case against `SERVER --model MODEL`
  *
  * CTest runs every case against every model that `echo-server --list` reports (see
@@ -25,18 +26,41 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "net.h"
 #include "testlib.h"
 
-#define SKIP 77
+#define SKIP EXIT_SKIP
 #define CASE_TIMEOUT_S 120
 
+/* What a case knows of the model under test, from `echo-server --list --json`. */
 struct ctx {
     struct server_proc srv;
     const char *bin;
     const char *model;
+    char kind[32];
     bool concurrent;
-    int max_connections; /* from --list; 0: no limit of its own */
+    bool one_connection_per_thread; /* a pool: at most --threads connections at a time */
+    int max_connections;            /* 0: no limit of its own */
 };
+
+/* The server must exit 0 on its own within the time it was given, print its summary and leave
+ * no process behind: what every case checks after its stop. */
+static int expect_clean_exit(struct ctx *c, int status)
+{
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return fail("server exited with status 0x%x after SIGTERM", status);
+    char err[4096];
+    server_stderr(&c->srv, err, sizeof err);
+    if (!strstr(err, "stopped model="))
+        return fail("no summary line on stderr: '%s'", err);
+    usleep(100 * 1000);
+    pid_t left[16];
+    int n = proc_group_members(-c->srv.pid, left, 16);
+    if (n > 0)
+        return fail("%d processes of the server left after it exited (pid %ld)", n,
+                    (long)left[0]);
+    return 0;
+}
 
 /* --- cases that every model passes ---------------------------------------------------------- */
 
@@ -319,17 +343,8 @@ static int case_shutdown_under_load(struct ctx *c)
     int64_t took = now_ms() - start;
     for (int i = 0; i < N; i++)
         close(fds[i]);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return fail("server exited with status 0x%x after SIGTERM", status);
-    char err[1024];
-    server_stderr(&c->srv, err, sizeof err);
-    if (!strstr(err, "stopped model="))
-        return fail("no summary line on stderr: '%s'", err);
-    usleep(100 * 1000);
-    pid_t left[16];
-    int n = proc_group_members(-c->srv.pid, left, 16);
-    if (n > 0)
-        return fail("%d processes of the server left after it exited (pid %ld)", n, (long)left[0]);
+    if (expect_clean_exit(c, status) < 0)
+        return -1;
     printf("stopped under load in %lld ms\n", (long long)took);
     return 0;
 }
@@ -353,15 +368,178 @@ static int case_stop_during_costs(struct ctx *c)
         return fail("could not send: %s", strerror(errno));
     if (r < 0)
         return fail("server still busy with per-message costs 5 s after SIGTERM");
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return fail("server exited with status 0x%x after SIGTERM", status);
-    usleep(100 * 1000);
-    pid_t left[16];
-    int n = proc_group_members(-c->srv.pid, left, 16);
-    if (n > 0)
-        return fail("%d processes of the server left after it exited", n);
+    if (expect_clean_exit(c, status) < 0)
+        return -1;
     printf("stopped in %lld ms with per-message costs pending\n", (long long)(now_ms() - start));
     return 0;
+}
+
+static int case_stop_during_long_cost(struct ctx *c)
+{
+    /* The server runs with --msg-size 1 --work-us 1000000 --sleep-us 1000000, the longest cost
+     * echo-server accepts: a stop must cut even one message's cost short, in every thread and
+     * child process - a second of CPU work or sleep left to run would outlast the check. */
+    int fd = client_connect(&c->srv, 5000);
+    if (fd < 0)
+        return fail("connect: %s", strerror(-fd));
+    ssize_t sent = send(fd, "ab", 2, MSG_NOSIGNAL);
+    usleep(300 * 1000); /* in the middle of the first message's second of CPU work */
+    int status;
+    int64_t start = now_ms();
+    int r = server_signal_and_wait(&c->srv, SIGTERM, 5000, &status);
+    int64_t took = now_ms() - start;
+    close(fd);
+    if (sent != 2)
+        return fail("could not send: %s", strerror(errno));
+    if (r < 0)
+        return fail("server still running 5 s after SIGTERM");
+    if (expect_clean_exit(c, status) < 0)
+        return -1;
+    printf("stopped in %lld ms in the middle of a 2 s per-message cost\n", (long long)took);
+    return took <= 700 ? 0 : fail("the stop took %lld ms: a message's cost held it up",
+                                  (long long)took);
+}
+
+/* One churning client slot: connect, send one byte, read it back, close, again. */
+struct churner {
+    int fd;
+    int state; /* 0 closed, 1 connecting, 2 waiting for the echo */
+};
+
+static void churn_step(struct churner *ch, const struct net_addr *addr, short revents)
+{
+    if (ch->state == 0) {
+        ch->fd = net_connect(addr, true);
+        ch->state = ch->fd >= 0 ? 1 : 0;
+        return;
+    }
+    if (!revents)
+        return;
+    char b = 'c';
+    if (ch->state == 1 && (revents & POLLOUT)) {
+        if (net_socket_error(ch->fd) == 0 && send(ch->fd, &b, 1, MSG_NOSIGNAL) == 1) {
+            ch->state = 2;
+            return;
+        }
+    } else if (ch->state == 2 && (revents & (POLLIN | POLLHUP | POLLERR))) {
+        (void)recv(ch->fd, &b, 1, MSG_DONTWAIT);
+    } else {
+        return;
+    }
+    close(ch->fd); /* echoed, refused or reset: the next connection */
+    ch->fd = -1;
+    ch->state = 0;
+}
+
+/* Runs `n` churning slots for ms milliseconds, or - with stop_pid - until that process exits
+ * (status in *status; returns 1 then) or ms pass. */
+static int churn(struct churner *chs, int n, const struct net_addr *addr, int ms, pid_t stop_pid,
+                 int *status)
+{
+    struct pollfd p[64];
+    for (int64_t until = now_ms() + ms; now_ms() < until;) {
+        for (int i = 0; i < n; i++) {
+            if (chs[i].state == 0)
+                churn_step(&chs[i], addr, 0);
+            p[i] = (struct pollfd){.fd = chs[i].fd,
+                                   .events = chs[i].state == 1 ? POLLOUT : POLLIN};
+        }
+        if (poll(p, (nfds_t)n, 5) < 0 && errno != EINTR)
+            return fail("poll: %s", strerror(errno));
+        for (int i = 0; i < n; i++)
+            churn_step(&chs[i], addr, p[i].fd >= 0 ? p[i].revents : 0);
+        if (stop_pid > 0 && waitpid(stop_pid, status, WNOHANG) == stop_pid)
+            return 1;
+    }
+    return 0;
+}
+
+static int case_stop_during_churn(struct ctx *c)
+{
+    /* 32 clients connect, send one byte, read it and close, over and over; SIGTERM lands in the
+     * middle of it. The server must stop as promptly as when idle: exit 0 within 2 s with its
+     * summary, every process gone. */
+    enum { N = 32 };
+    struct churner chs[N];
+    for (int i = 0; i < N; i++)
+        chs[i] = (struct churner){.fd = -1};
+    struct net_addr addr;
+    if (net_resolve(c->srv.host, c->srv.port, &addr) < 0)
+        return fail("cannot resolve %s", c->srv.host);
+    int r = churn(chs, N, &addr, 500, 0, NULL);
+    int status = 0;
+    int64_t start = now_ms();
+    if (r == 0) {
+        kill(c->srv.pid, SIGTERM);
+        r = churn(chs, N, &addr, 2000, c->srv.pid, &status);
+    }
+    int64_t took = now_ms() - start;
+    for (int i = 0; i < N; i++)
+        if (chs[i].fd >= 0)
+            close(chs[i].fd);
+    if (r < 0)
+        return -1;
+    if (r == 0)
+        return fail("server still running 2 s after SIGTERM during connection churn");
+    c->srv.pid = -c->srv.pid; /* reaped */
+    if (expect_clean_exit(c, status) < 0)
+        return -1;
+    printf("stopped during connection churn in %lld ms\n", (long long)took);
+    return 0;
+}
+
+static int case_stop_during_churn_x3(struct ctx *c)
+{
+    /* Where the stop meets an accept is a matter of timing: three servers, three stops. */
+    for (int round = 0; round < 3; round++) {
+        if (round > 0) {
+            server_kill(&c->srv);
+            if (server_start(&c->srv, c->bin, c->model, "127.0.0.1", NULL, 0) != 0)
+                return fail("restarting the server: %s", test_error);
+        }
+        if (case_stop_during_churn(c) < 0)
+            return fail("round %d: %s", round + 1, test_error);
+    }
+    return 0;
+}
+
+static int case_backpressure_no_spin(struct ctx *c)
+{
+    /* One client sends 16 MiB and never reads. Once the socket buffers are full the server has
+     * nothing to do but wait for the client: over 3 s it must use under 5 % of one CPU. A model
+     * that keeps asking for the wrong event while its output is parked (writability it cannot
+     * use, readability it must not act on) spins a whole core here. */
+    enum { TOTAL = 16 << 20, WINDOW_MS = 3000 };
+    int fd = client_connect(&c->srv, 5000);
+    if (fd < 0)
+        return fail("connect: %s", strerror(-fd));
+    static uint8_t chunk[65536];
+    fill_random(chunk, sizeof chunk, 23);
+    double cpu0 = proc_cpu_seconds(c->srv.pid);
+    int64_t t0 = now_ms();
+    size_t pushed = 0;
+    while (now_ms() - t0 < WINDOW_MS) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (pushed < TOTAL && poll(&p, 1, 50) > 0) {
+            ssize_t k = send(fd, chunk, sizeof chunk, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (k > 0)
+                pushed += (size_t)k;
+        } else {
+            usleep(50 * 1000);
+        }
+    }
+    double cpu = proc_cpu_seconds(c->srv.pid) - cpu0;
+    double wall = (double)(now_ms() - t0) / 1000;
+    close_with_reset(fd);
+    printf("pushed %zu KiB without reading; server CPU %.3f s in %.2f s\n", pushed / 1024, cpu,
+           wall);
+    if (kill(c->srv.pid, 0) != 0)
+        return fail("server died while a client did not read");
+    if (cpu > 0.05 * wall)
+        return fail("server used %.0f%% of a CPU while its client did not read (%.3f s in %.2f s)",
+                    100 * cpu / wall, cpu, wall);
+    return echo_roundtrip(&c->srv, 4096, 24, 5000) < 0
+               ? fail("not serving after the non-reader left: %s", test_error) : 0;
 }
 
 /* --- cases for concurrent models ------------------------------------------------------------- */
@@ -466,6 +644,106 @@ static int case_non_reader(struct ctx *c)
     return 0;
 }
 
+static int case_many_non_readers(struct ctx *c)
+{
+    /* 64 clients send megabytes each and never read their echo. They may cost the server a
+     * bounded amount of memory each, but must not stop anyone else from being served: a new
+     * client then echoes 64 KiB plus 10 single bytes within 2 s, and once they leave,
+     * everything recovers. A shared buffer pool emptied by connections that cannot send is
+     * what this catches. */
+    /* Loopback sockets buffer several MiB each way: push until every client is blocked. */
+    enum { N = 64, CAP = 32 << 20, PUSH_MS = 3000, BLOCKED_MS = 300 };
+    int fds[N];
+    size_t pushed[N] = {0};
+    static uint8_t junk[65536];
+    fill_random(junk, sizeof junk, 25);
+    long anon_before = proc_tree_anon_kib(c->srv.pid);
+    for (int i = 0; i < N; i++)
+        if ((fds[i] = client_connect(&c->srv, 5000)) < 0)
+            return fail("non-reader %d: connect: %s", i, strerror(-fds[i]));
+    size_t total = 0;
+    int64_t last_progress = now_ms();
+    for (int64_t until = now_ms() + PUSH_MS;
+         now_ms() < until && now_ms() - last_progress < BLOCKED_MS;) {
+        struct pollfd p[N];
+        for (int i = 0; i < N; i++)
+            p[i] = (struct pollfd){.fd = pushed[i] < CAP ? fds[i] : -1, .events = POLLOUT};
+        if (poll(p, N, 20) <= 0)
+            continue;
+        last_progress = now_ms();
+        for (int i = 0; i < N; i++) {
+            if (!(p[i].revents & POLLOUT))
+                continue;
+            ssize_t k = send(fds[i], junk, sizeof junk, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (k > 0) {
+                pushed[i] += (size_t)k;
+                total += (size_t)k;
+            }
+        }
+    }
+    int r = 0;
+    int64_t start = now_ms();
+    int fd = client_connect(&c->srv, 2000);
+    if (fd < 0) {
+        r = fail("with %d non-readers, a new client cannot connect: %s", N, strerror(-fd));
+    } else {
+        static uint8_t data[65536];
+        fill_random(data, sizeof data, 26);
+        struct exchange x = {.data = data, .len = sizeof data, .timeout_ms = 2000};
+        r = echo_exchange(fd, &x);
+        for (int i = 0; r == 0 && i < 10; i++) {
+            char b = (char)('0' + i), e = 0;
+            int left = 2000 - (int)(now_ms() - start);
+            r = send_all_timeout(fd, &b, 1, left > 0 ? left : 1);
+            if (r == 0)
+                r = recv_exact_timeout(fd, &e, 1, left > 0 ? left : 1);
+            if (r == 0 && e != b)
+                r = fail("single byte %d came back as 0x%02x", i, (unsigned char)e);
+            else if (r < 0)
+                r = fail("single byte %d: %s", i, strerror(-r));
+        }
+        close(fd);
+        if (r < 0)
+            r = fail("with %d clients that do not read, a new client was not served: %s", N,
+                     test_error);
+    }
+    int64_t took = now_ms() - start;
+    long anon_after = proc_tree_anon_kib(c->srv.pid);
+    for (int i = 0; i < N; i++)
+        close_with_reset(fds[i]);
+    printf("%d non-readers pushed %zu MiB; a new client was served in %lld ms; server anonymous "
+           "memory %ld -> %ld KiB\n", N, total >> 20, (long long)took, anon_before, anon_after);
+    if (r < 0)
+        return r;
+    if (took > 2000)
+        return fail("the new client took %lld ms (limit 2000)", (long long)took);
+    /* Up to 1 MiB per non-reader (a thread's stack, a process, a parked buffer): bounded by the
+     * clients, not by the megabytes they pushed. */
+    if (anon_after - anon_before > N * 1024)
+        return fail("server memory grew by %ld KiB for %d clients that do not read",
+                    anon_after - anon_before, N);
+    usleep(200 * 1000);
+    return echo_roundtrip(&c->srv, 65536, 27, 5000) < 0
+               ? fail("not serving after the non-readers left: %s", test_error) : 0;
+}
+
+static int case_idle_clients_16(struct ctx *c)
+{
+    /* Sixteen people leave an nc session open: with the model's default settings, the next
+     * client must still be served at once. (A pool of one worker per CPU would be locked.) */
+    enum { N = 16 };
+    int fds[N];
+    for (int i = 0; i < N; i++)
+        if ((fds[i] = client_connect(&c->srv, 5000)) < 0)
+            return fail("idle client %d: connect: %s", i, strerror(-fds[i]));
+    usleep(200 * 1000);
+    int r = echo_roundtrip(&c->srv, 4096, 28, 2000);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    return r < 0 ? fail("with %d idle clients connected, a new one was not served: %s", N,
+                        test_error) : 0;
+}
+
 static int case_fd_exhaustion(struct ctx *c)
 {
     /* The server runs with RLIMIT_NOFILE 64 (see the case table); 100 clients connect. */
@@ -535,6 +813,8 @@ static int case_beyond_max_connections(struct ctx *c)
 static const char *const three_threads[] = {"--threads", "3", NULL};
 static const char *const heavy_cost_args[] = {"--msg-size", "1", "--work-us", "1000",
                                               "--sleep-us", "1000", NULL};
+static const char *const longest_cost_args[] = {"--msg-size", "1", "--work-us", "1000000",
+                                                "--sleep-us", "1000000", NULL};
 static const char *const work_args[] = {"--msg-size", "100", "--work-us", "300", "--sleep-us",
                                         "200", NULL};
 
@@ -543,6 +823,8 @@ static const struct test_case {
     bool concurrent_only;
     bool threads_only; /* for models that take --threads: run with 3 of them */
     bool limited_only; /* for models that declare a maximum number of connections */
+    bool many_only;    /* for models that hold any number of connections at once (not an
+                          iterative server, not a pool of one connection per worker) */
     int (*run)(struct ctx *c);
     const char *const *server_args;
     long nofile;
@@ -561,35 +843,71 @@ static const struct test_case {
     {.name = "churn_2000", .run = case_churn_2000},
     {.name = "shutdown_under_load", .run = case_shutdown_under_load},
     {.name = "stop_during_costs", .run = case_stop_during_costs, .server_args = heavy_cost_args},
+    {.name = "stop_during_long_cost", .run = case_stop_during_long_cost,
+     .server_args = longest_cost_args},
+    {.name = "stop_during_churn", .run = case_stop_during_churn_x3},
+    {.name = "backpressure_no_spin", .run = case_backpressure_no_spin},
     {.name = "idle_client", .run = case_idle_client, .concurrent_only = true},
     {.name = "many_500", .run = case_many_500, .concurrent_only = true},
     {.name = "non_reader", .run = case_non_reader, .concurrent_only = true},
+    {.name = "idle_clients_16", .run = case_idle_clients_16, .concurrent_only = true},
+    {.name = "many_non_readers", .run = case_many_non_readers, .many_only = true},
     {.name = "fd_exhaustion", .run = case_fd_exhaustion, .concurrent_only = true, .nofile = 64},
     {.name = "many_500_threads", .run = case_many_500, .threads_only = true,
      .server_args = three_threads},
     {.name = "beyond_max_connections", .run = case_beyond_max_connections, .limited_only = true},
 };
 
-/* Reads the model's KIND and MAX_CONNS columns from `SERVER --list`. Returns 0, or -1 if the
- * model is not listed. */
-static int model_kind(const char *bin, const char *model, char *kind, size_t len, int *max)
+/* The value of "key" in the JSON object text obj (the flat objects of `--list --json`, as
+ * common/json.c writes them: "key": value), copied into out without quotes; -1 if absent. */
+static int json_member(const char *obj, const char *key, char *out, size_t len)
 {
-    char cmd[1024], line[512], name[128], k[64], threads[64], limit[32];
-    snprintf(cmd, sizeof cmd, "'%s' --list", bin);
+    char pattern[80];
+    snprintf(pattern, sizeof pattern, "\"%s\": ", key);
+    const char *p = strstr(obj, pattern);
+    if (!p)
+        return -1;
+    p += strlen(pattern);
+    bool quoted = *p == '"';
+    p += quoted;
+    size_t n = 0;
+    while (p[n] && (quoted ? p[n] != '"' : p[n] != ',' && p[n] != '\n' && p[n] != '}'))
+        n++;
+    snprintf(out, len, "%.*s", (int)n, p);
+    return 0;
+}
+
+/* Fills in what the case needs to know of the model from `SERVER --list --json`. Returns 0, or
+ * -1 if the model is not listed. */
+static int model_facts(struct ctx *c)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' --list --json", c->bin);
     FILE *f = popen(cmd, "r");
     if (!f)
         return -1;
-    int found = -1;
-    while (fgets(line, sizeof line, f)) {
-        if (sscanf(line, "%127s %63s %63s %31s", name, k, threads, limit) == 4
-            && strcmp(name, model) == 0) {
-            snprintf(kind, len, "%s", k);
-            *max = atoi(limit); /* "-" reads as 0 */
-            found = 0;
-        }
-    }
+    static char doc[1 << 16];
+    size_t n = fread(doc, 1, sizeof doc - 1, f);
+    doc[n] = '\0';
     pclose(f);
-    return found;
+    char name[160];
+    snprintf(name, sizeof name, "\"name\": \"%s\",", c->model);
+    char *obj = strstr(doc, name);
+    if (!obj)
+        return -1;
+    char *end = strchr(obj, '}');
+    if (end)
+        *end = '\0';
+    char value[64];
+    if (json_member(obj, "kind", c->kind, sizeof c->kind) < 0
+        || json_member(obj, "max_connections", value, sizeof value) < 0)
+        return -1;
+    c->max_connections = atoi(value);
+    c->one_connection_per_thread =
+        json_member(obj, "serves_one_connection_per_thread", value, sizeof value) == 0
+        && strcmp(value, "true") == 0;
+    c->concurrent = strcmp(c->kind, "iterative") != 0;
+    return 0;
 }
 
 static bool ipv6_loopback_available(void)
@@ -638,6 +956,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < ncases; i++)
             printf("%s %s\n", cases[i].name, cases[i].threads_only      ? "threads"
                                             : cases[i].limited_only    ? "limited"
+                                            : cases[i].many_only       ? "many"
                                             : cases[i].concurrent_only ? "concurrent"
                                                                        : "all");
         return 0;
@@ -655,14 +974,16 @@ int main(int argc, char **argv)
         return 2;
     }
     struct ctx c = {.bin = argv[1], .model = argv[2]};
-    char kind[64] = "";
-    if (model_kind(c.bin, c.model, kind, sizeof kind, &c.max_connections) < 0) {
-        printf("FAIL: '%s --list' does not list model '%s'\n", c.bin, c.model);
+    if (model_facts(&c) < 0) {
+        printf("FAIL: '%s --list --json' does not list model '%s'\n", c.bin, c.model);
         return 1;
     }
-    c.concurrent = strcmp(kind, "iterative") != 0;
     if (tc->concurrent_only && !c.concurrent) {
-        printf("SKIP: %s is for concurrent models; %s is %s\n", tc->name, c.model, kind);
+        printf("SKIP: %s is for concurrent models; %s is %s\n", tc->name, c.model, c.kind);
+        return SKIP;
+    }
+    if (tc->many_only && (!c.concurrent || c.one_connection_per_thread)) {
+        printf("SKIP: %s is for models that hold any number of connections\n", tc->name);
         return SKIP;
     }
     if (tc->host && strchr(tc->host, ':') && !ipv6_loopback_available()) {
@@ -678,7 +999,7 @@ int main(int argc, char **argv)
 
     int started = server_start(&c.srv, c.bin, c.model, tc->host ? tc->host : "127.0.0.1",
                                tc->server_args, tc->nofile);
-    if (started == SERVER_UNAVAILABLE_SKIP) {
+    if (started == EXIT_SKIP) {
         printf("SKIP: %s", test_error); /* the model cannot run on this machine, and says why */
         return SKIP;
     }

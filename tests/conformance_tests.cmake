@@ -1,55 +1,59 @@
 # Read by ctest (TEST_INCLUDE_FILES) after conformance_paths.cmake set the paths: adds
-# conformance.MODEL.CASE for every model `echo-server --list` reports and every case
+# conformance.MODEL.CASE for every model `echo-server --list --json` reports and every case
 # `conformance --list-cases` offers (cases for concurrent models are not added for iterative
-# ones, cases for --threads only for models that take it), and loadgen.model.MODEL, a short
+# ones, cases for --threads only for models that take it, cases that need any number of
+# connections not for pools of one connection per worker), and loadgen.model.MODEL, a short
 # verified load against each model.
 cmake_policy(PUSH)
 cmake_policy(SET CMP0054 NEW) # quoted strings in if() are strings, never variable names
-execute_process(COMMAND "${SERVER}" --list OUTPUT_VARIABLE models_out RESULT_VARIABLE rc1)
+execute_process(COMMAND "${SERVER}" --list --json OUTPUT_VARIABLE models_out RESULT_VARIABLE rc1)
 execute_process(COMMAND "${CONFORMANCE}" --list-cases OUTPUT_VARIABLE cases_out RESULT_VARIABLE rc2)
 if(NOT rc1 EQUAL 0 OR NOT rc2 EQUAL 0)
   # Make the problem visible as a failing test rather than an empty test list.
   if(NOT rc1 EQUAL 0)
-    add_test(conformance.discovery "${SERVER}" --list)
+    add_test(conformance.discovery "${SERVER}" --list --json)
   else()
     add_test(conformance.discovery "${CONFORMANCE}" --list-cases)
   endif()
   set_tests_properties(conformance.discovery PROPERTIES LABELS conformance)
   return()
 endif()
-string(REPLACE "\n" ";" model_lines "${models_out}")
 string(REPLACE "\n" ";" case_lines "${cases_out}")
-foreach(mline IN LISTS model_lines)
-  if(mline MATCHES "^MODEL " OR
-     NOT mline MATCHES "^([a-z0-9_]+) +([a-z-]+) +([a-z-]+) +([0-9]+|-) ")
-    continue()
-  endif()
-  set(model "${CMAKE_MATCH_1}")
-  set(kind "${CMAKE_MATCH_2}")
-  set(threads_column "${CMAKE_MATCH_3}")
-  set(max_connections "${CMAKE_MATCH_4}")
+string(JSON model_count LENGTH "${models_out}" models)
+math(EXPR last "${model_count} - 1")
+foreach(i RANGE ${last})
+  string(JSON model GET "${models_out}" models ${i} name)
+  string(JSON kind GET "${models_out}" models ${i} kind)
+  string(JSON threads_meaning GET "${models_out}" models ${i} threads_meaning)
+  string(JSON max_connections GET "${models_out}" models ${i} max_connections)
+  string(JSON pool GET "${models_out}" models ${i} serves_one_connection_per_thread)
   add_test(loadgen.model.${model} bash "${LOADGEN_TEST}" model "${LOADGEN}" "${SERVER}"
            "${FAKE_SERVER}" ${model})
   set_tests_properties(loadgen.model.${model} PROPERTIES
     TIMEOUT 60 SKIP_RETURN_CODE 77 LABELS "loadgen;model-${model};kind-${kind}")
-  if(kind STREQUAL "event-loop" AND (max_connections STREQUAL "-" OR max_connections GREATER 2000))
+  if((kind STREQUAL "event-loop" OR kind STREQUAL "hybrid")
+     AND (max_connections EQUAL 0 OR max_connections GREATER 2000))
     add_test(loadgen.scale.${model} bash "${LOADGEN_TEST}" scale "${LOADGEN}" "${SERVER}"
              "${FAKE_SERVER}" ${model})
     set_tests_properties(loadgen.scale.${model} PROPERTIES
       TIMEOUT 90 SKIP_RETURN_CODE 77 LABELS "loadgen;model-${model};kind-${kind}")
   endif()
   foreach(cline IN LISTS case_lines)
-    if(NOT cline MATCHES "^([a-z0-9_]+) (all|concurrent|threads|limited)$")
+    if(NOT cline MATCHES "^([a-z0-9_]+) (all|concurrent|threads|limited|many)$")
       continue()
     endif()
     set(case "${CMAKE_MATCH_1}")
-    if(CMAKE_MATCH_2 STREQUAL "concurrent" AND kind STREQUAL "iterative")
+    set(scope "${CMAKE_MATCH_2}")
+    if(scope MATCHES "^(concurrent|many)$" AND kind STREQUAL "iterative")
       continue()
     endif()
-    if(CMAKE_MATCH_2 STREQUAL "threads" AND threads_column STREQUAL "-")
+    if(scope STREQUAL "many" AND pool)
       continue()
     endif()
-    if(CMAKE_MATCH_2 STREQUAL "limited" AND max_connections STREQUAL "-")
+    if(scope STREQUAL "threads" AND threads_meaning STREQUAL "")
+      continue()
+    endif()
+    if(scope STREQUAL "limited" AND max_connections EQUAL 0)
       continue()
     endif()
     add_test(conformance.${model}.${case} "${CONFORMANCE}" "${SERVER}" ${model} ${case})

@@ -5,9 +5,12 @@
 #   uring_sqpoll - the CPU time of the kernel's submission thread (iou-sqp-PID) is counted in
 #               the server's CPU figures (loadgen --server-pid)
 #   thread    - the CPU time of threads that have ended is counted too
-#   usage: process_models.sh CASE ECHO_SERVER LOADGEN
+#   every model - an accept() error that belongs to one connection (ENETDOWN, EPROTO, ...) is
+#               that connection's trouble: accepting goes on, no worker process is replaced
+#   pools     - when every worker of a pool is busy, the summary line says so
+#   usage: process_models.sh CASE ECHO_SERVER LOADGEN ACCEPT_FAULTS_SO
 set -u
-case_name=$1 server=$2 loadgen=$3
+case_name=$1 server=$2 loadgen=$3 accept_faults=${4:-}
 tmp=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill -TERM $pid 2>/dev/null; wait; rm -rf "$tmp"' EXIT
@@ -17,7 +20,8 @@ fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 start() { # model, args...: sets pid and port; exits 77 if the model is not built or cannot run
     local model=$1; shift
     "$server" --list | grep -q "^$model " || { echo "SKIP: $model is not built"; exit 77; }
-    "$server" --model "$model" --port 0 "$@" >"$tmp/out" 2>"$tmp/err" &
+    ${PRELOAD:+env LD_PRELOAD="$PRELOAD" ASAN_OPTIONS=verify_asan_link_order=0} \
+        "$server" --model "$model" --port 0 "$@" >"$tmp/out" 2>"$tmp/err" &
     pid=$!
     for _ in $(seq 100); do
         grep -q '^listening' "$tmp/out" && break
@@ -102,6 +106,45 @@ ticks = ($t1 - $t0) / os.sysconf('SC_CLK_TCK')
 print('ok' if ticks > 0.2 and 0.7 * ticks <= server <= 1.3 * ticks + 0.05
       else f'loadgen says {server:.2f} s, /proc/PID/stat {ticks:.2f} s')")
     [ "$verdict" = ok ] || fail "the server's CPU lost its exited threads: $verdict"
+    ;;
+accept_errors_per_connection)
+    # Every second accept() of each process fails with ENETDOWN (then EPROTO): 20 clients one
+    # after another are all served, by the same worker processes, and the server does not fail.
+    for errno_value in 100 71; do # ENETDOWN, EPROTO
+        export ACCEPT_FAULT_EVERY=2 ACCEPT_FAULT_ERRNO=$errno_value
+        PRELOAD=$accept_faults start prefork --threads 2
+        grep -q "accept_faults: every 2" "$tmp/err" || fail "the accept_faults shim did not load"
+        before=$(pgrep -P $pid | sort | tr '\n' ' ')
+        for i in $(seq 20); do
+            out=$(echo "ping $i" | timeout 5 nc -N 127.0.0.1 "$port")
+            [ "$out" = "ping $i" ] || { fail "errno $errno_value: no echo for client $i: '$out'"; break; }
+        done
+        after=$(pgrep -P $pid | sort | tr '\n' ' ')
+        [ "$before" = "$after" ] || fail "errno $errno_value: workers replaced ($before -> $after)"
+        grep -q "failed" "$tmp/err" && fail "errno $errno_value: the server failed: $(cat "$tmp/err")"
+        unset ACCEPT_FAULT_EVERY ACCEPT_FAULT_ERRNO
+        kill -TERM $pid; wait $pid; rc=$?; pid=
+        [ $rc -eq 0 ] || fail "errno $errno_value: exit status $rc after SIGTERM"
+    done
+    [ $failures -eq 0 ] && echo "PASS: $case_name"
+    exit $((failures > 0))
+    ;;
+pool_all_busy_visible)
+    # A pool of 2 with 2 idle clients: a third waits, and the summary line says every worker was
+    # busy. (--help says what that means.)
+    "$server" --help | grep -q "pool_all_busy" || fail "--help does not explain pool_all_busy"
+    for model in threadpool prefork; do
+        start $model --threads 2
+        exec 5<>/dev/tcp/127.0.0.1/$port 6<>/dev/tcp/127.0.0.1/$port
+        sleep 0.3
+        kill -TERM $pid; wait $pid; rc=$?; pid=
+        exec 5>&- 6>&-
+        [ $rc -eq 0 ] || fail "$model: exit status $rc"
+        grep -q "workers=2 pool_all_busy=[1-9]" "$tmp/err" \
+            || fail "$model: the summary does not say the pool was all busy: $(cat "$tmp/err")"
+    done
+    [ $failures -eq 0 ] && echo "PASS: $case_name"
+    exit $((failures > 0))
     ;;
 *)
     echo "unknown case $case_name"; exit 2 ;;

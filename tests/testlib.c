@@ -21,10 +21,14 @@ char test_error[512];
 
 int fail(const char *fmt, ...)
 {
+    /* Formatted aside first: callers often wrap the previous message, fail("...: %s",
+     * test_error), and vsnprintf must not write the buffer it reads. */
+    char msg[sizeof test_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(test_error, sizeof test_error, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(test_error, msg, sizeof msg);
     return -1;
 }
 
@@ -118,9 +122,9 @@ int server_start(struct server_proc *sp, const char *bin, const char *model, con
         if (exited)
             sp->pid = -pid;
         server_kill(sp);
-        if (exited && WIFEXITED(status) && WEXITSTATUS(status) == SERVER_UNAVAILABLE) {
+        if (exited && WIFEXITED(status) && WEXITSTATUS(status) == EXIT_UNAVAILABLE) {
             fail("%s", err);
-            return SERVER_UNAVAILABLE_SKIP;
+            return EXIT_SKIP;
         }
         return fail("server did not print its listening line (%s); stderr: %s", strerror(-r), err);
     }
@@ -243,6 +247,47 @@ long proc_tree_rss_kib(pid_t pid)
 {
     long kib = procstat_tree_rss_kib(pid);
     return kib > 0 ? kib : 0;
+}
+
+struct anon_sum {
+    pid_t root;
+    long kib;
+};
+
+static long pss_anon_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%ld/smaps_rollup", (long)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    long kib = 0, v;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Pss_Anon: %ld kB", &v) == 1 || sscanf(line, "Pss_Shmem: %ld kB", &v) == 1)
+            kib += v;
+    fclose(f);
+    return kib;
+}
+
+static void add_descendant_anon(pid_t pid, const struct procstat *ps, void *arg);
+
+static void add_anon_of_tree(struct anon_sum *sum, pid_t pid)
+{
+    sum->kib += pss_anon_kib(pid);
+    procstat_children(pid, add_descendant_anon, sum);
+}
+
+static void add_descendant_anon(pid_t pid, const struct procstat *ps, void *arg)
+{
+    (void)ps;
+    add_anon_of_tree(arg, pid);
+}
+
+long proc_tree_anon_kib(pid_t pid)
+{
+    struct anon_sum sum = {.root = pid};
+    add_anon_of_tree(&sum, pid);
+    return sum.kib;
 }
 
 double proc_cpu_seconds(pid_t pid)

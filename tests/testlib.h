@@ -27,15 +27,14 @@ struct server_proc {
     char stderr_path[64];
 };
 
-/* echo-server's exit status when the model cannot run on this machine, and what server_start()
- * returns then: the CTest skip code. */
-#define SERVER_UNAVAILABLE 3
-#define SERVER_UNAVAILABLE_SKIP 77
+/* echo-server exits EXIT_UNAVAILABLE when the model cannot run on this machine; server_start()
+ * then returns EXIT_SKIP, the CTest skip code (common/exit_codes.h). */
+#include "exit_codes.h"
 
 /* Starts `bin --model model --host host --port 0 extra...` in its own process group, with stdout
  * read until the "listening on" line (which gives the port) and stderr saved to a file. With
  * nofile > 0, RLIMIT_NOFILE (soft and hard) is set to it first. Returns 0, -1 (test_error), or
- * SERVER_UNAVAILABLE_SKIP if the server said the model cannot run here (test_error says why). */
+ * EXIT_SKIP if the server said the model cannot run here (test_error says why). */
 int server_start(struct server_proc *sp, const char *bin, const char *model, const char *host,
                  const char *const *extra, long nofile);
 
@@ -54,6 +53,10 @@ int proc_children(pid_t parent, pid_t *out, int max);           /* direct childr
 int proc_group_members(pid_t pgid, pid_t *out, int max);        /* live processes in a group */
 int proc_zombie_children(pid_t parent);                         /* children in state Z */
 long proc_tree_rss_kib(pid_t pid);                               /* VmRSS of pid + descendants */
+/* Anonymous memory of pid and its descendants, in KiB: the proportional share (Pss_Anon) of each
+ * process, so that pages a forked child shares with its parent count once. What buffering data
+ * makes grow; program text and libraries are left out. */
+long proc_tree_anon_kib(pid_t pid);
 double proc_cpu_seconds(pid_t pid);                   /* utime + stime, descendants included */
 
 /* Client side. */
