@@ -28,6 +28,10 @@
 #include "sysinfo.h"
 
 #define PROBE_TIMEOUT_MS 5000
+/* --rate bounds: below, the gap between a worker's messages would not fit in 64-bit
+ * nanoseconds; above, it would round to nothing (and no loopback server goes near it). */
+#define RATE_MIN 0.1
+#define RATE_MAX 100e6
 
 
 static void usage(FILE *out)
@@ -37,6 +41,8 @@ static void usage(FILE *out)
 "\n"
 "Drives a TCP echo server (RFC 862) and measures throughput and latency. Every echoed byte\n"
 "is compared with the byte sent; any difference makes the exit status 1.\n"
+"Every duration T is a number and a unit, ns, us, ms, s, m or h (500ms, 1.5s, 2m);\n"
+"a bare number means seconds.\n"
 "\n"
 "Target and load:\n"
 "  -H, --host H          server address, IPv4 or IPv6 (default 127.0.0.1)\n"
@@ -51,9 +57,9 @@ static void usage(FILE *out)
 "Closed loop (the default): every connection keeps K messages in flight; a message's latency\n"
 "runs from handing it to send() to receiving its last echoed byte.\n"
 "Open loop:\n"
-"  -R, --rate R          R messages per second in total (e.g. 5000, 20k), spread over the\n"
-"                        connections that have room; latency runs from each message's\n"
-"                        scheduled time, so server stalls are not hidden\n"
+"  -R, --rate R          R messages per second in total, from 0.1 to 100M (e.g. 5000, 20k,\n"
+"                        1.5M), spread over the connections that have room; latency runs\n"
+"                        from each message's scheduled time, so server stalls are not hidden\n"
 "      --arrival A       uniform (default) or poisson inter-arrival times\n"
 "\n"
 "Connections:\n"
@@ -151,9 +157,10 @@ static void parse_args(int argc, char **argv, struct lg_config *cfg)
         case 's': cfg->size = (uint32_t)cli_bytes("--size", optarg, 1, 64ull << 20); break;
         case OPT_PIPELINE: cfg->pipeline = (uint32_t)cli_uint("--pipeline", optarg, 1, 1024); break;
         case 'R':
-            if (parse_rate(optarg, &cfg->rate) != 0)
-                cli_usage_error("--rate: '%s' is not a positive rate such as 5000, 20k or 1.5M",
-                            optarg);
+            if (parse_rate(optarg, &cfg->rate) != 0 || cfg->rate < RATE_MIN
+                || cfg->rate > RATE_MAX)
+                cli_usage_error("--rate: '%s' is not a rate from 0.1 to 100M messages per second "
+                                "(such as 5000, 20k or 1.5M)", optarg);
             break;
         case OPT_ARRIVAL:
             if (strcmp(optarg, "uniform") == 0)

@@ -4,8 +4,9 @@
 #   loadgen_test.sh CASE LOADGEN ECHO_SERVER FAKE_SERVER [MODEL]
 #
 # Cases: corrupt, stall, fixed_delay, coordinated_omission, reset, cli, unreachable, output,
-# ipv6, interrupt; and for a registered echo-server MODEL: model (a short verified load), scale
-# (2,000 connections). Every server is started on a
+# ipv6, interrupt, rate_bounds, help_durations; and
+# for a registered echo-server MODEL: model (a short verified load), scale (2,000
+# connections). Every server is started on a
 # free port and killed on exit; every loadgen run is bounded by `timeout`.
 set -u
 case_name=$1 loadgen=$2 server=$3 fake=$4 model=${5:-}
@@ -52,6 +53,17 @@ check() {
     local verdict
     verdict=$(python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print(bool($2))" "$3" 2>&1)
     [ "$verdict" = "True" ] || fail "$1 ($2 is $verdict)"
+}
+
+# expect2 WORDS ARGS... : loadgen ARGS must exit 2 with one line on stderr containing WORDS.
+expect2() {
+    local want=$1; shift
+    timeout 10 "$loadgen" "$@" >"$tmp/o" 2>"$tmp/e"
+    local rc=$? lines
+    lines=$(wc -l <"$tmp/e")
+    [ $rc -eq 2 ] || fail "loadgen $* exits $rc, expected 2"
+    [ "$lines" -eq 1 ] || fail "loadgen $* prints $lines lines on stderr, expected 1"
+    grep -q -- "$want" "$tmp/e" || fail "loadgen $*: '$(cat "$tmp/e")' does not name '$want'"
 }
 
 run_loadgen() { # output json, then loadgen arguments; sets RC and ELAPSED_MS
@@ -122,15 +134,6 @@ reset)
     check "no mismatch" 'j["mismatches"] == 0' "$tmp/r.json"
     ;;
 cli)
-    expect2() { # words the message must contain, then arguments
-        local want=$1; shift
-        timeout 10 "$loadgen" "$@" >"$tmp/o" 2>"$tmp/e"
-        local rc=$? lines
-        lines=$(wc -l <"$tmp/e")
-        [ $rc -eq 2 ] || fail "loadgen $* exits $rc, expected 2"
-        [ "$lines" -eq 1 ] || fail "loadgen $* prints $lines lines on stderr, expected 1"
-        grep -q -- "$want" "$tmp/e" || fail "loadgen $*: '$(cat "$tmp/e")' does not name '$want'"
-    }
     expect2 "--port is required"
     expect2 "--port" --port 0
     expect2 "--port" --port 99999
@@ -214,6 +217,31 @@ interrupt)
     [ $(( $(date +%s) - t0 )) -le 6 ] || fail "took too long to stop"
     check "marked as interrupted" 'j["interrupted"] is True' "$tmp/r.json"
     check "the window is what ran" '1.0 <= j["duration_s"] <= 2.5' "$tmp/r.json"
+    ;;
+rate_bounds)
+    # --rate is bounded: below 0.1 msg/s the gap between messages overflows the nanosecond
+    # clock, above 100M it rounds to zero.
+    for r in 0.09 0.0000000001 0 101M 1000M 200000000; do
+        expect2 "--rate" --port 1 --rate $r
+    done
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    for r in 0.1 100M 100000000; do
+        timeout 10 "$loadgen" --port "$port" --rate $r -d 1s >"$tmp/o" 2>"$tmp/e"
+        rc=$?
+        [ $rc -eq 1 ] || fail "--rate $r: exit status $rc (expected 1: accepted, nothing listens)"
+    done
+    ;;
+help_durations)
+    # Every duration option takes a bare number as seconds, and --help says so.
+    "$loadgen" --help >"$tmp/help" || fail "--help exits non-zero"
+    grep -qi "bare number.*seconds" "$tmp/help" || fail "--help does not say a bare number means seconds"
+    for opt in "--duration T" "--warmup T" "--timeout T" "--interval T"; do
+        grep -q -- "$opt" "$tmp/help" || fail "--help does not show '$opt'"
+    done
+    start srv "$server" --model thread --port 0
+    run_loadgen "$tmp/r.json" --port "$PORT" -c 1 -d 1 --warmup 0 --timeout 2
+    [ $RC -eq 0 ] || fail "exit status $RC with -d 1"
+    check "-d 1 is one second" '0.99 <= j["duration_s"] <= 1.01' "$tmp/r.json"
     ;;
 model)
     # Every registered model, under a short verified load it can serve: one connection for an
