@@ -18,9 +18,9 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-from echobench.proc import processes  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "scripts"))
+from echobench import ROOT  # noqa: E402
+from echobench.processes import processes  # noqa: E402
 from echobench.results import COLUMNS  # noqa: E402
 
 PR_SET_CHILD_SUBREAPER = 36

@@ -2,12 +2,10 @@
 tree watched from /proc meanwhile. Every cell is bounded in time and leaves nothing running."""
 
 import os
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from .proc import tree_sample
-from .run import Server, ServerError, run_loadgen
+from .processes import Server, ServerError, TreeSampler, run_loadgen
+from .scenarios import Settings
 
 LOADGEN_TIMEOUT = "2s"   # no echo for this long: the connection is counted as timed out
 IDLE_TIMEOUT = "15s"     # idle cells: time to establish every connection (fork forks each)
@@ -20,8 +18,6 @@ class Placement:
     loadgen_threads: int = 1
     busy_poll: bool = False    # only with a CPU of its own
     note: str = ""
-
-    warnings: list = field(default_factory=list)  # said once, before the run
 
     @staticmethod
     def choose(cpus):
@@ -39,7 +35,8 @@ class Placement:
     @staticmethod
     def given(server_text, server_cpus, loadgen_text, loadgen_cpus):
         """The placement of --server-cpus / --loadgen-cpus (text as given, and the CPUs it
-        lists). The load generator busy-polls on CPUs of its own, never on the server's."""
+        lists), and the warnings it deserves. The load generator busy-polls on CPUs of its own,
+        never on the server's."""
         shared = sorted(set(server_cpus or []) & set(loadgen_cpus or []))
         warnings = []
         if shared:
@@ -49,51 +46,19 @@ class Placement:
         return Placement(server_text, loadgen_text, len(loadgen_cpus or [1]),
                          bool(loadgen_cpus) and not shared,
                          f"server on CPUs {server_text or 'any'}, load generator on "
-                         f"{loadgen_text or 'any'}", warnings)
+                         f"{loadgen_text or 'any'}"), warnings
 
 
-class TreeSampler(threading.Thread):
-    """Watches the server's process tree - resident memory, processes, threads - and keeps the
-    maxima. Every sample takes CPU from the load generator's core, where this script runs, so
-    it samples once per `interval` (none at all when interval is None: latency cells, where a
-    preempted load generator would show up in the percentiles), and final() adds the tree's
-    high-water marks at the end: the peak of each process, kept by the kernel."""
-
-    def __init__(self, pid, interval, pss=False):
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.interval = interval
-        self.pss = pss           # also the memory connections make grow (idle cells)
-        self.pss_peak = 0
-        self.rss_peak = 0
-        self.processes_peak = 0
-        self.threads_peak = 0
-        self._finished = threading.Event()
-
-    def sample(self):
-        """One reading; returns (rss, high-water mark, pss) in KiB."""
-        rss, hwm, pss, procs, threads = tree_sample(self.pid, self.pss)
-        self.rss_peak = max(self.rss_peak, rss)
-        self.pss_peak = max(self.pss_peak, pss)
-        self.processes_peak = max(self.processes_peak, procs)
-        self.threads_peak = max(self.threads_peak, threads)
-        return rss, hwm, pss
-
-    def run(self):
-        while not self._finished.wait(self.interval):
-            self.sample()
-
-    def start(self):
-        if self.interval:
-            super().start()
-
-    def final(self):
-        """Stops sampling and takes the last reading (with the high-water marks)."""
-        self._finished.set()
-        if self.interval:
-            self.join()
-        hwm = self.sample()[1]
-        self.rss_peak = max(self.rss_peak, hwm)
+@dataclass
+class Bench:
+    """What every cell of a run shares: the programs, where results go, the placement, the
+    pool size for models with workers, and the resolved settings (windows, warm-up)."""
+    echo_server: str
+    loadgen: str
+    run_dir: str
+    placement: Placement
+    workers: int
+    settings: Settings
 
 
 # How often each scenario samples the server's tree, in seconds (None: only before and after).
@@ -111,14 +76,13 @@ def server_args(cell, model, workers):
     return args
 
 
-def loadgen_args(cell, ctx, server_pid, hgrm):
-    pl = ctx.placement
+def loadgen_args(cell, bench, server_pid, hgrm):
+    pl = bench.placement
     threads = max(1, min(pl.loadgen_threads, cell.connections))
-    duration = {"latency": ctx.latency_duration, "idle": ctx.idle_duration}.get(cell.scenario,
-                                                                                ctx.duration)
+    duration, warmup = bench.settings.window(cell.scenario), bench.settings.warmup
     args = ["-t", str(threads), "-c", str(cell.connections), "-s", str(cell.size),
             "--pipeline", str(cell.pipeline), "-d", f"{duration:.6f}s",
-            "--warmup", f"{ctx.warmup:.6f}s",
+            "--warmup", f"{warmup:.6f}s",
             "--timeout", IDLE_TIMEOUT if cell.idle else LOADGEN_TIMEOUT,
             "--server-pid", str(server_pid)]
     if hgrm:
@@ -167,16 +131,16 @@ def flatten(report):
     return r
 
 
-def run_cell(cell, model, ctx):
+def run_cell(cell, model, bench):
     """Runs the cell and fills in cell.status, cell.reason and cell.result."""
     hgrm = None
     if not cell.idle:
-        hgrm = os.path.join(ctx.run_dir, "hgrm", f"{cell.slug()}_r{cell.repeat}.hgrm")
+        hgrm = os.path.join(bench.run_dir, "hgrm", f"{cell.slug()}_r{cell.repeat}.hgrm")
         os.makedirs(os.path.dirname(hgrm), exist_ok=True)
-    argv = [ctx.echo_server] + server_args(cell, model, ctx.workers)
-    cell_timeout = ctx.warmup + max(ctx.duration, ctx.latency_duration, ctx.idle_duration) + 45
+    argv = [bench.echo_server] + server_args(cell, model, bench.workers)
+    cell_timeout = bench.settings.warmup + bench.settings.window(cell.scenario) + 45
     try:
-        with Server(argv, cpus=ctx.placement.server_cpus) as srv:
+        with Server(argv, cpus=bench.placement.server_cpus) as srv:
             sampler = TreeSampler(srv.pid, SAMPLE_INTERVAL.get(cell.scenario,
                                                                DEFAULT_SAMPLE_INTERVAL),
                                   pss=cell.idle)
@@ -184,7 +148,7 @@ def run_cell(cell, model, ctx):
             sampler.start()
             try:
                 report, status, err = run_loadgen(
-                    ctx.loadgen, srv.port, loadgen_args(cell, ctx, srv.pid, hgrm),
+                    bench.loadgen, srv.port, loadgen_args(cell, bench, srv.pid, hgrm),
                     timeout=cell_timeout)
             finally:
                 sampler.final()
@@ -208,7 +172,7 @@ def run_cell(cell, model, ctx):
              server_threads_peak=sampler.threads_peak if sampler.interval else None,
              server_exit=exit_status,
              server_summary=server_err[-1] if server_err else "",
-             hgrm=os.path.relpath(hgrm, ctx.run_dir) if hgrm else "")
+             hgrm=os.path.relpath(hgrm, bench.run_dir) if hgrm else "")
     if cell.idle and cell.connections:
         # Proportional, not resident: a forked child shares most pages with its parent, and
         # summing RSS would count them once per child.

@@ -50,6 +50,49 @@ MESSAGE_SIZE = 128
 
 
 @dataclass
+class Settings:
+    """Every setting of a run: a profile with the command line's overrides, resolved once.
+    The fields are the keys of PROFILES, in their order (results.json meta.settings)."""
+    duration: float          # measured window of a cell, seconds
+    latency_duration: float  # ... of a latency cell
+    idle_duration: float     # ... of an idle cell (how long connections are held)
+    warmup: float
+    repeat: int
+    connections: list
+    rates: list
+    latency_connections: int
+    churn_connections: int
+    reconnect: int
+    sizes: list
+    size_connections: int
+    work_us: list
+    sleep_us: list
+    work_connections: int
+    idle: list
+
+    @classmethod
+    def resolve(cls, profile, **overrides):
+        """The profile's settings with every override that is not None. An overridden duration
+        is every scenario's window; a zero in work_us / sleep_us means none of that kind."""
+        values = dict(PROFILES[profile])
+        if overrides.get("duration") is not None:
+            overrides.update(latency_duration=overrides["duration"],
+                             idle_duration=overrides["duration"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        values["work_us"] = [w for w in values["work_us"] if w > 0]
+        values["sleep_us"] = [s for s in values["sleep_us"] if s > 0]
+        return cls(**values)
+
+    def window(self, scenario):
+        """The measured window of a scenario's cells, seconds."""
+        return {"latency": self.latency_duration, "idle": self.idle_duration}.get(
+            scenario, self.duration)
+
+    def as_dict(self):
+        return asdict(self)
+
+
+@dataclass
 class Cell:
     scenario: str
     model: str
@@ -106,32 +149,32 @@ def connection_limit(model, workers):
     return None, ""
 
 
-def build_cells(profile, models, scenarios, workers):
+def build_cells(settings, models, scenarios, workers):
     """Every cell of the run, repeats interleaved (each repeat covers everything once), with the
     cells a model cannot serve already marked."""
-    p = profile
+    p = settings
     cells = []
-    for rep in range(p["repeat"]):
+    for rep in range(p.repeat):
         for model in models:
             per_model = []
             if "connections" in scenarios:
-                per_model += [Cell("connections", model.name, c) for c in p["connections"]]
+                per_model += [Cell("connections", model.name, c) for c in p.connections]
             if "latency" in scenarios:
-                per_model += [Cell("latency", model.name, p["latency_connections"], rate=r)
-                              for r in p["rates"]]
+                per_model += [Cell("latency", model.name, p.latency_connections, rate=r)
+                              for r in p.rates]
             if "churn" in scenarios:
-                per_model.append(Cell("churn", model.name, p["churn_connections"],
-                                      reconnect=p["reconnect"]))
+                per_model.append(Cell("churn", model.name, p.churn_connections,
+                                      reconnect=p.reconnect))
             if "size" in scenarios:
-                per_model += [Cell("size", model.name, p["size_connections"], size=s)
-                              for s in p["sizes"]]
+                per_model += [Cell("size", model.name, p.size_connections, size=s)
+                              for s in p.sizes]
             if "work" in scenarios:
-                per_model += [Cell("work", model.name, p["work_connections"], work_us=w)
-                              for w in p["work_us"]]
-                per_model += [Cell("work", model.name, p["work_connections"], sleep_us=s)
-                              for s in p["sleep_us"]]
+                per_model += [Cell("work", model.name, p.work_connections, work_us=w)
+                              for w in p.work_us]
+                per_model += [Cell("work", model.name, p.work_connections, sleep_us=s)
+                              for s in p.sleep_us]
             if "idle" in scenarios:
-                per_model += [Cell("idle", model.name, n, idle=True) for n in p["idle"]]
+                per_model += [Cell("idle", model.name, n, idle=True) for n in p.idle]
             limit, why = connection_limit(model, workers)
             for cell in per_model:
                 cell.repeat = rep
