@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tests of the bench and compare scripts, on the tiny profile (seconds).
 
-  bench_test.py CASE BUILD_DIR      CASE: smoke | interrupt | compare | cli
+  bench_test.py CASE BUILD_DIR      CASE: smoke | interrupt | compare | cli | units
 
 This process makes itself a child subreaper, so that a server the bench failed to stop - an
 orphan - would become its child and be found: "nothing left running" is checked, not assumed.
@@ -285,12 +285,89 @@ def case_cli(build):
         check(r.returncode == 0 and "usage" in r.stdout.lower(), f"{script} --help")
 
 
+def fake_echo_server(folder, script):
+    """An executable echo-server in folder that runs the shell script given."""
+    path = os.path.join(folder, "echo-server")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n" + script + "\n")
+    os.chmod(path, 0o755)
+    return path
+
+
+def case_units(build):
+    """The pieces of the bench that need no server: the model contract and the decisions the
+    bench takes from it."""
+    from echobench.models import list_models
+    from echobench.runner import server_args
+    from echobench.scenarios import Cell, Settings, build_cells
+
+    # echo-server --list --json is the contract; read as it is.
+    models = {m.name: m for m in list_models(os.path.join(build, "servers", "echo-server"))}
+    check({"sequential", "threadpool", "epoll"} <= set(models), f"models listed: {list(models)}")
+    pool = models.get("threadpool")
+    check(pool and pool.serves_one_connection_per_thread and pool.threads_meaning == "workers",
+          f"threadpool serves one connection per worker: {pool}")
+    check(models.get("epoll") and not models["epoll"].serves_one_connection_per_thread
+          and models["epoll"].threads_meaning == "reactors", f"epoll: {models.get('epoll')}")
+
+    doc = {"version": 1, "models": [
+        {"name": "pool", "summary": "a pool", "kind": "threads", "threads_meaning": "workers",
+         "serves_one_connection_per_thread": True, "max_connections": 0,
+         "listener_per_thread": False, "default_threads": 64},
+        {"name": "mixed", "summary": "loops and workers", "kind": "hybrid",
+         "threads_meaning": "workers", "serves_one_connection_per_thread": False,
+         "max_connections": 0, "listener_per_thread": True, "default_threads": None},
+        {"name": "small", "summary": "at most 3", "kind": "event-loop", "threads_meaning": None,
+         "serves_one_connection_per_thread": False, "max_connections": 3,
+         "listener_per_thread": False}]}
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = fake_echo_server(tmp, f"cat <<'EOF'\n{json.dumps(doc)}\nEOF")
+        got = list_models(exe)
+        check([(m.name, m.kind, m.threads_meaning, m.serves_one_connection_per_thread,
+                m.max_connections, m.listener_per_thread) for m in got] ==
+              [("pool", "threads", "workers", True, 0, False),
+               ("mixed", "hybrid", "workers", False, 0, True),
+               ("small", "event-loop", None, False, 3, False)],
+              f"list_models reads --list --json: {got}")
+        # What the bench does with them: a pool that serves one connection per worker holds
+        # --workers connections; a hybrid with workers holds any number; a declared maximum.
+        settings = Settings.resolve("tiny", connections=[2, 4])
+        cells = build_cells(settings, got, ["connections"], 2)
+        status = {(c.model, c.connections): c.status for c in cells}
+        check(status == {("pool", 2): "pending", ("pool", 4): "unservable",
+                         ("mixed", 2): "pending", ("mixed", 4): "pending",
+                         ("small", 2): "pending", ("small", 4): "unservable"},
+              f"servable cells follow serves_one_connection_per_thread: {status}")
+        for m in got:
+            argv = server_args(Cell("connections", m.name, 2), m, 2)
+            want = m.threads_meaning == "workers"
+            check(("--threads" in argv) == want, f"{m.name}: --threads given to pools only: {argv}")
+
+        # Before the C side had --json, a fallback to the text of --list.
+        text = ("MODEL         KIND        THREADS   MAX_CONNS SUMMARY\n"
+                "pool          threads     workers   -         a pool of N\n"
+                "loop          event-loop  reactors  1000      a loop\n")
+        exe = fake_echo_server(tmp, 'case "$*" in *--json*) echo "unknown option --json" >&2; '
+                                    f"exit 2;; esac\ncat <<'EOF'\n{text}EOF")
+        got = list_models(exe)
+        check([(m.name, m.threads_meaning, m.serves_one_connection_per_thread,
+                m.max_connections) for m in got] ==
+              [("pool", "workers", True, 0), ("loop", "reactors", False, 1000)],
+              f"the text fallback maps workers to one connection per thread: {got}")
+        exe = fake_echo_server(tmp, "echo '{\"version\": 2, \"models\": []}'")
+        try:
+            list_models(exe)
+            check(False, "a --list --json of another version is refused")
+        except RuntimeError as e:
+            check("version" in str(e), f"the error names the version: {e}")
+
+
 def main():
     case, build = sys.argv[1], os.path.abspath(sys.argv[2])
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     {"smoke": case_smoke, "interrupt": case_interrupt, "compare": case_compare,
-     "cli": case_cli}[case](build)
+     "cli": case_cli, "units": case_units}[case](build)
     if failures:
         print(f"{len(failures)} check(s) failed")
         sys.exit(1)

@@ -68,8 +68,9 @@ DEFAULT_SAMPLE_INTERVAL = 1.0
 
 def server_args(cell, model, workers):
     args = ["--model", cell.model, "--port", "0"]
-    if model.threads == "workers":
-        args += ["--threads", str(workers)]
+    threads = model.threads_for(workers)
+    if threads:
+        args += ["--threads", str(threads)]
     if cell.work_us or cell.sleep_us:
         args += ["--msg-size", str(cell.size), "--work-us", str(cell.work_us),
                  "--sleep-us", str(cell.sleep_us)]

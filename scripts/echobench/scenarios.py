@@ -137,18 +137,6 @@ class Cell:
         return d
 
 
-def connection_limit(model, workers):
-    """(how many persistent connections the model serves at once, why), or (None, "")."""
-    if model.kind == "iterative":
-        return 1, "serves one connection at a time"
-    if model.threads == "workers":
-        return workers, f"{workers} workers serve {workers} connections at a time"
-    if model.max_connections:
-        return model.max_connections, (f"holds at most {model.max_connections} connections "
-                                       "(see echo-server --list)")
-    return None, ""
-
-
 def build_cells(settings, models, scenarios, workers):
     """Every cell of the run, repeats interleaved (each repeat covers everything once), with the
     cells a model cannot serve already marked."""
@@ -175,7 +163,7 @@ def build_cells(settings, models, scenarios, workers):
                               for s in p.sleep_us]
             if "idle" in scenarios:
                 per_model += [Cell("idle", model.name, n, idle=True) for n in p.idle]
-            limit, why = connection_limit(model, workers)
+            limit, why = model.connection_limit(workers)
             for cell in per_model:
                 cell.repeat = rep
                 # Churn connections are short: a one-at-a-time server still serves them all.
