@@ -54,16 +54,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "clock.h"
 #include "nbecho.h"
 #include "server.h"
 
 #define MAX_EVENTS 256
-#define ACCEPT_BATCH 16          /* connections taken per wake-up before serving others */
 
 struct conn {
     struct nb_conn nb;           /* the socket and its echo state (nbecho.h) */
-    struct conn *prev, *next;    /* the reactor's list, for closing at stop */
+    struct list link;            /* the reactor's list, for closing at stop */
 };
 
 struct reactor {
@@ -73,11 +71,9 @@ struct reactor {
     int listen_fd;             /* the harness's listener for reactor 0, its own for the others */
     bool listening;            /* the listener is in this epoll set */
     uint64_t accept_resume_ns; /* 0, or when to accept again after EMFILE */
-    struct conn conns;         /* list head */
+    struct list conns;         /* of struct conn */
     struct server_thread_totals totals;
     struct nb_loop nb;         /* the receive buffer all connections of this reactor share */
-    pthread_t tid;
-    int error;
 };
 
 /* epoll_event.data.ptr values that are not connections. */
@@ -85,11 +81,8 @@ static char listener_tag, stop_tag;
 
 static void conn_close(struct reactor *r, struct conn *c)
 {
-    c->prev->next = c->next;
-    c->next->prev = c->prev;
-    nb_release(&r->nb, &c->nb);
-    close(c->nb.fd); /* also leaves the epoll set */
-    r->totals.echoed += c->nb.echoed;
+    list_remove(&c->link);
+    nb_close(&r->nb, &c->nb, &r->totals); /* closing the socket also leaves the epoll set */
     free(c);
 }
 
@@ -121,47 +114,34 @@ static int listen_in(struct reactor *r, bool on)
     return 0;
 }
 
-static void accept_batch(struct reactor *r)
+/* A new connection (server_accept_batch's adopt step): registered once, for good. */
+static int conn_adopt(void *arg, int fd)
 {
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
-        int fd = server_accept_nonblocking(r->listen_fd, &r->totals, &r->accept_resume_ns);
-        if (fd < 0) {
-            if (r->accept_resume_ns)
-                listen_in(r, false); /* out of descriptors: not until accept_resume_ns */
-            return;
-        }
-        struct conn *c = calloc(1, sizeof *c);
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                                 .data.ptr = c};
-        if (!c || epoll_ctl(r->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
-            close(fd);
-            free(c);
-            r->totals.shed++;
-            continue;
-        }
-        c->nb.fd = fd;
-        c->next = r->conns.next;
-        c->prev = &r->conns;
-        r->conns.next->prev = c;
-        r->conns.next = c;
+    struct reactor *r = arg;
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+    if (epoll_ctl(r->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        free(c);
+        return -errno;
     }
+    c->nb.fd = fd;
+    list_insert_head(&r->conns, &c->link);
+    return 0;
 }
 
-static int reactor_loop(struct reactor *r)
+static int reactor_loop(void *p)
 {
+    struct reactor *r = p;
     struct epoll_event events[MAX_EVENTS];
     for (;;) {
-        int timeout = -1;
-        if (!r->listening) {
-            uint64_t now = clock_now_ns();
-            if (now >= r->accept_resume_ns) {
-                r->accept_resume_ns = 0;
-                int err = listen_in(r, true);
-                if (err < 0)
-                    return server_fail(r->srv, "epoll_ctl", err);
-                continue;
-            }
-            timeout = (int)((r->accept_resume_ns - now) / NS_PER_MS) + 1;
+        int timeout = server_accept_pause_ms(&r->accept_resume_ns);
+        if (timeout == 0) { /* the pause after EMFILE is over: watch the listener again */
+            int err = listen_in(r, true);
+            if (err < 0)
+                return server_fail(r->srv, "epoll_ctl", err);
+            timeout = -1;
         }
         int n = epoll_wait(r->ep, events, MAX_EVENTS, timeout);
         if (n < 0) {
@@ -174,7 +154,10 @@ static int reactor_loop(struct reactor *r)
             if (p == &stop_tag)
                 return 0;
             if (p == &listener_tag) {
-                accept_batch(r);
+                /* Out of descriptors: not watched until the pause is over. */
+                if (server_accept_batch(r->listen_fd, &r->totals, &r->accept_resume_ns,
+                                        conn_adopt, r))
+                    listen_in(r, false);
                 continue;
             }
             on_event(r, p, events[i].events);
@@ -184,8 +167,9 @@ static int reactor_loop(struct reactor *r)
 
 static void reactor_destroy(struct reactor *r)
 {
-    while (r->conns.next != &r->conns)
-        conn_close(r, r->conns.next);
+    struct list *node;
+    while ((node = list_first(&r->conns)) != &r->conns)
+        conn_close(r, list_entry(node, struct conn, link));
     nb_loop_destroy(&r->nb);
     if (r->ep >= 0)
         close(r->ep);
@@ -199,7 +183,7 @@ static int reactor_init(struct reactor *r, struct server *srv, unsigned index)
 {
     r->srv = srv;
     r->index = index;
-    r->conns.next = r->conns.prev = &r->conns;
+    list_init(&r->conns);
     r->nb.work = &srv->cfg->work;
     r->ep = -1;
     r->listen_fd = index == 0 ? srv->listen_fd : server_listen_again(srv);
@@ -213,13 +197,6 @@ static int reactor_init(struct reactor *r, struct server *srv, unsigned index)
         return server_fail(srv, "epoll_ctl", -errno);
     int err = listen_in(r, true);
     return err < 0 ? server_fail(srv, "epoll_ctl", err) : 0;
-}
-
-static void *reactor_thread(void *p)
-{
-    struct reactor *r = p;
-    r->error = reactor_loop(r);
-    return NULL;
 }
 
 static int epoll_run(struct server *srv)
@@ -237,25 +214,8 @@ static int epoll_run(struct server *srv)
     for (; ready < n && err == 0; ready++)
         err = reactor_init(&rs[ready], srv, ready);
     /* Reactor 0 runs on this thread; the others on threads of their own. */
-    unsigned started = 1;
-    pthread_attr_t attr;
-    if (err == 0 && (err = server_thread_attr(srv, &attr)) == 0) {
-        for (; started < n; started++) {
-            int e = pthread_create(&rs[started].tid, &attr, reactor_thread, &rs[started]);
-            if (e != 0) {
-                err = server_fail(srv, "pthread_create", -e);
-                break;
-            }
-        }
-        pthread_attr_destroy(&attr);
-    }
     if (err == 0)
-        err = reactor_loop(&rs[0]);
-    for (unsigned i = 1; i < started; i++) {
-        pthread_join(rs[i].tid, NULL);
-        if (err == 0)
-            err = rs[i].error;
-    }
+        err = server_run_threads(srv, n, rs, sizeof *rs, reactor_loop);
     for (unsigned i = 0; i < ready; i++)
         reactor_destroy(&rs[i]);
     free(rs);

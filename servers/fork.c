@@ -31,7 +31,6 @@
  *   pstree -p $(pgrep -f 'model fork')
  */
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,10 +42,7 @@ static _Noreturn void child_main(struct server *srv, int fd, int sigchld_fd)
 {
     close(sigchld_fd);
     server_enter_child(srv, fd, false);
-    uint64_t echoed = 0;
-    (void)echo_serve_blocking(fd, &srv->cfg->work, &echoed);
-    close(fd);
-    server_count(&srv->stats->bytes_echoed, echoed);
+    server_child_serve(srv, fd);
     _exit(0); /* not exit(): the parent's stdio buffers and atexit handlers are not ours */
 }
 
@@ -63,7 +59,7 @@ static int accept_and_fork(struct server *srv, struct server_children *ch)
         /* Out of descriptors or memory: wait (the backlog holds clients), reaping meanwhile. */
         server_count(&srv->stats->accept_pauses, 1);
         server_children_reap(ch, false);
-        server_pause(srv, 50);
+        server_pause(srv, SERVER_ACCEPT_PAUSE_MS);
         return 0;
     }
     if (fd < 0)
@@ -96,20 +92,15 @@ static int fork_run(struct server *srv)
     if ((err = net_set_nonblock(srv->listen_fd)) < 0)
         err = server_fail(srv, "fcntl", err);
 
-    struct pollfd pfd[3] = {
-        {.fd = srv->listen_fd, .events = POLLIN},
-        {.fd = ch.sigchld_fd, .events = POLLIN},
-        {.fd = srv->stop_fd, .events = POLLIN},
-    };
     while (err == 0 && !server_stopping(srv)) {
-        if (poll(pfd, 3, -1) < 0) {
-            if (errno != EINTR)
-                err = server_fail(srv, "poll", -errno);
-            continue;
+        int wake = server_children_wait(srv, &ch, srv->listen_fd);
+        if (wake < 0) {
+            err = server_fail(srv, "poll", wake);
+            break;
         }
-        if (pfd[1].revents)
+        if (wake & SERVER_WAKE_CHILD)
             server_children_reap(&ch, false);
-        if (pfd[0].revents && (err = accept_and_fork(srv, &ch)) < 0)
+        if ((wake & SERVER_WAKE_FD) && (err = accept_and_fork(srv, &ch)) < 0)
             err = server_fail(srv, "accept", err);
     }
     server_children_stop(&ch); /* SIGTERM to each: it shuts its connection down and exits */

@@ -218,7 +218,7 @@ static void on_listener(uv_poll_t *p, int status, int events)
                 /* Out of descriptors or memory: stop watching for a while (a level-triggered
                  * watch of a listener we cannot accept from would spin), keep serving. */
                 uv_poll_stop(p);
-                uv_timer_start(&s->accept_pause, on_pause_over, SERVER_ACCEPT_PAUSE_NS / 1000000,
+                uv_timer_start(&s->accept_pause, on_pause_over, SERVER_ACCEPT_PAUSE_MS,
                                0);
                 s->accept_resume_ns = 0;
             }
@@ -273,7 +273,7 @@ static int libuv_run(struct server *srv)
 
 const struct server_model model_libuv = {
     .name = "libuv",
-    .summary = "the same event loop written on libuv (uv_read_start, uv_try_write)",
+    .summary = "the same event loop written on libuv",
     .kind = MODEL_EVENT_LOOP,
     .run = libuv_run,
 };

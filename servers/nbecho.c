@@ -1,9 +1,18 @@
+/*
+ * nbecho.c - the echo step of the readiness loops (select.c, poll.c, epoll.c): where their
+ * recv() and send() are. nb_readable() receives into the loop's buffer, accounts the messages
+ * it completes (echo_account: the per-message cost) and sends the bytes straight back; what the
+ * socket does not take is copied into a parked buffer of the connection, and the connection then
+ * waits for writability instead of readability (nb_writable() sends the rest and resumes
+ * reading). See nbecho.h for the rule that keeps memory bounded.
+ */
 #include "nbecho.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 static char *get_buffer(struct nb_loop *l)
 {
@@ -18,11 +27,10 @@ static void put_buffer(struct nb_loop *l, char *b)
         free(b);
 }
 
-/* Echoes n bytes of the loop's buffer; parks what the socket does not take. */
-static enum nb_next echo_chunk(struct nb_loop *l, struct nb_conn *c, size_t n)
+enum nb_next nb_send(struct nb_loop *l, struct nb_conn *c, const char *buf, size_t n)
 {
     ssize_t sent;
-    while ((sent = send(c->fd, l->buf, n, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+    while ((sent = send(c->fd, buf, n, MSG_NOSIGNAL)) < 0 && errno == EINTR)
         ;
     if (sent < 0) {
         if (errno != EAGAIN)
@@ -37,7 +45,7 @@ static enum nb_next echo_chunk(struct nb_loop *l, struct nb_conn *c, size_t n)
         return NB_DONE;
     c->pending_off = 0;
     c->pending_len = (uint32_t)(n - (size_t)sent);
-    memcpy(c->pending, l->buf + sent, c->pending_len);
+    memcpy(c->pending, buf + sent, c->pending_len);
     return NB_WANT_OUTPUT;
 }
 
@@ -48,8 +56,13 @@ enum nb_next nb_readable(struct nb_loop *l, struct nb_conn *c, enum nb_read how)
     for (;;) {
         ssize_t n = recv(c->fd, l->buf, sizeof l->buf, 0);
         if (n > 0) {
-            echo_account(l->work, &c->stream, (size_t)n);
-            enum nb_next next = echo_chunk(l, c, (size_t)n);
+            if (!l->defer_costs) {
+                echo_account(l->work, &c->stream, (size_t)n);
+            } else if ((l->deferred_msgs = echo_count_messages(l->work, &c->stream, (size_t)n))) {
+                l->deferred_len = (size_t)n;
+                return NB_WANT_WORK; /* the bytes wait in l->buf for their cost to be spent */
+            }
+            enum nb_next next = nb_send(l, c, l->buf, (size_t)n);
             if (next != NB_WANT_INPUT || how == NB_READ_ONCE)
                 return next;
             if (how == NB_READ_UNTIL_SHORT && (size_t)n < sizeof l->buf)
@@ -90,6 +103,13 @@ void nb_release(struct nb_loop *l, struct nb_conn *c)
         c->pending = NULL;
         c->pending_len = 0;
     }
+}
+
+void nb_close(struct nb_loop *l, struct nb_conn *c, struct server_thread_totals *t)
+{
+    nb_release(l, c);
+    t->echoed += c->echoed;
+    close(c->fd);
 }
 
 void nb_loop_destroy(struct nb_loop *l)

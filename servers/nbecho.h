@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "echo.h"
+#include "server.h"
 
 #define NB_SPARE_BUFFERS 64 /* parked-output buffers a loop keeps for reuse */
 
@@ -28,6 +29,12 @@ struct nb_conn {
 /* What a loop shares between its connections. Zero it, then set work. */
 struct nb_loop {
     const struct echo_work *work;
+    /* Set by a loop that spends per-message costs on other threads (reactor_pool): a read that
+     * completes messages is not echoed; nb_readable returns NB_WANT_WORK with its deferred_len
+     * bytes in buf, completing deferred_msgs messages. Reading that connection stops there. */
+    bool defer_costs;
+    size_t deferred_len;
+    uint64_t deferred_msgs;
     char *spare[NB_SPARE_BUFFERS];
     unsigned nspare;
     char buf[ECHO_BUF_SIZE];
@@ -45,6 +52,8 @@ enum nb_next {
     NB_WANT_INPUT,   /* readable */
     NB_WANT_OUTPUT,  /* writable: output is parked, input must not be read meanwhile */
     NB_DONE,         /* the client is done (all echoed) or failed: close the connection */
+    NB_WANT_WORK,    /* with defer_costs: a read completed messages; their bytes are in the
+                        loop's buffer, not echoed, until their cost is spent (nb_loop) */
 };
 
 /* The connection is readable: read (how much: `how`) and echo. */
@@ -53,8 +62,18 @@ enum nb_next nb_readable(struct nb_loop *l, struct nb_conn *c, enum nb_read how)
 /* The connection is writable: send parked output; once it is all sent, resume reading. */
 enum nb_next nb_writable(struct nb_loop *l, struct nb_conn *c);
 
+/* Echoes n bytes of buf (another buffer than the loop's: reactor_pool's batch back from a
+ * worker): sends what the socket takes and parks the rest (NB_WANT_OUTPUT), as nb_readable
+ * does with what it reads. */
+enum nb_next nb_send(struct nb_loop *l, struct nb_conn *c, const char *buf, size_t n);
+
 /* Releases the connection's parked output, if any (call before closing its fd). */
 void nb_release(struct nb_loop *l, struct nb_conn *c);
+
+/* The end of a connection, the same in every readiness loop: releases its parked output, adds
+ * its bytes to the loop thread's totals and closes its socket (which also takes it out of an
+ * epoll set). The caller then unlinks and frees its own structure. */
+void nb_close(struct nb_loop *l, struct nb_conn *c, struct server_thread_totals *t);
 
 /* Frees the loop's spare buffers. */
 void nb_loop_destroy(struct nb_loop *l);

@@ -3,7 +3,8 @@
  *
  * How it works
  *   The same loop as select.c - one thread, non-blocking sockets, sleep until something is ready,
- *   serve what is ready without blocking (nbecho.c, one recv() per readiness) - but the set of
+ *   serve what is ready without blocking (nbecho.c's nb_readable(): one recv() and the send() of
+ *   what it got, per readiness) - but the set of
  *   watched descriptors is an array of struct pollfd that the loop keeps from turn to turn: one
  *   entry per connection, asking for POLLIN, or POLLOUT while its output is parked because the
  *   client fell behind. Any descriptor number works, and the array grows as clients come: no
@@ -28,7 +29,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "clock.h"
 #include "nbecho.h"
 #include "server.h"
 
@@ -45,8 +45,10 @@ struct poll_loop {
     struct nb_loop nb;
 };
 
-static int add_conn(struct poll_loop *l, int fd)
+/* A new connection (server_accept_batch's adopt step). */
+static int conn_adopt(void *arg, int fd)
 {
+    struct poll_loop *l = arg;
     if (l->n == l->cap) {
         nfds_t cap = l->cap * 2;
         struct pollfd *pfds = realloc(l->pfds, cap * sizeof *pfds);
@@ -69,32 +71,14 @@ static int add_conn(struct poll_loop *l, int fd)
 }
 
 /* Closes entry i by moving the last entry into its place (with its revents of this turn). */
-static void remove_conn(struct poll_loop *l, nfds_t i)
+static void conn_close(struct poll_loop *l, nfds_t i)
 {
     struct nb_conn *c = l->conns[i];
-    nb_release(&l->nb, c);
-    l->totals.echoed += c->echoed;
-    close(c->fd);
+    nb_close(&l->nb, c, &l->totals);
     free(c);
     l->n--;
     l->pfds[i] = l->pfds[l->n];
     l->conns[i] = l->conns[l->n];
-}
-
-static void accept_ready(struct poll_loop *l)
-{
-    for (int i = 0; i < 16; i++) {
-        int fd = server_accept_nonblocking(l->srv->listen_fd, &l->totals, &l->accept_resume_ns);
-        if (fd < 0) {
-            if (l->accept_resume_ns)
-                l->pfds[LISTENER].events = 0; /* out of descriptors: not until the pause ends */
-            return;
-        }
-        if (add_conn(l, fd) < 0) {
-            close(fd);
-            l->totals.shed++;
-        }
-    }
 }
 
 static int poll_run(struct server *srv)
@@ -120,15 +104,10 @@ static int poll_run(struct server *srv)
     l.n = 2;
 
     while (err == 0) {
-        int timeout = -1;
-        if (l.accept_resume_ns) {
-            uint64_t now = clock_now_ns();
-            if (now >= l.accept_resume_ns) {
-                l.accept_resume_ns = 0;
-                l.pfds[LISTENER].events = POLLIN;
-            } else {
-                timeout = (int)((l.accept_resume_ns - now) / NS_PER_MS) + 1;
-            }
+        int timeout = server_accept_pause_ms(&l.accept_resume_ns);
+        if (timeout == 0) {
+            l.pfds[LISTENER].events = POLLIN; /* the pause is over */
+            timeout = -1;
         }
         int ready = poll(l.pfds, l.n, timeout);
         if (ready < 0) {
@@ -138,8 +117,11 @@ static int poll_run(struct server *srv)
         }
         if (l.pfds[STOP].revents)
             break;
-        if (l.pfds[LISTENER].revents & POLLIN)
-            accept_ready(&l); /* new entries have revents 0: served from the next turn */
+        /* New entries have revents 0: they are served from the next turn. Out of descriptors,
+         * the listener's entry stops asking for events until the pause ends. */
+        if ((l.pfds[LISTENER].revents & POLLIN)
+            && server_accept_batch(srv->listen_fd, &l.totals, &l.accept_resume_ns, conn_adopt, &l))
+            l.pfds[LISTENER].events = 0;
         for (nfds_t i = 2; i < l.n;) {
             short rev = l.pfds[i].revents;
             struct nb_conn *c = l.conns[i];
@@ -153,7 +135,7 @@ static int poll_run(struct server *srv)
             if (next == NB_DONE) {
                 /* The last entry moves into slot i: one not visited yet this turn (or a new
                  * one, with nothing to do), so slot i is looked at again. */
-                remove_conn(&l, i);
+                conn_close(&l, i);
                 continue;
             }
             l.pfds[i].events = next == NB_WANT_OUTPUT ? POLLOUT : POLLIN;
@@ -162,7 +144,7 @@ static int poll_run(struct server *srv)
     }
 
     while (l.n > 2)
-        remove_conn(&l, 2);
+        conn_close(&l, 2);
     nb_loop_destroy(&l.nb);
     server_add_thread_totals(srv, 0, &l.totals);
     free(l.pfds);

@@ -35,7 +35,6 @@
  *   pstree -p $(pgrep -f 'model prefork')      # the parent and its 4 workers
  */
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -44,8 +43,6 @@
 
 #include "clock.h"
 #include "server.h"
-
-#define ACCEPT_PAUSE_NS (50 * NS_PER_MS)
 
 /* A worker process: accept, serve, repeat, until a stop. */
 static _Noreturn void worker_main(struct server *srv, unsigned index, unsigned workers,
@@ -62,7 +59,7 @@ static _Noreturn void worker_main(struct server *srv, unsigned index, unsigned w
             if (!net_accept_error_is_exhaustion(errno))
                 break; /* EINVAL: the listener was shut down - the server is stopping */
             server_count(&srv->stats->accept_pauses, 1);
-            clock_sleep_ns(ACCEPT_PAUSE_NS); /* out of descriptors: let some close */
+            clock_sleep_ns(SERVER_ACCEPT_PAUSE_NS); /* out of descriptors: let some close */
             continue;
         }
         if (server_child_stopping()) {
@@ -74,13 +71,8 @@ static _Noreturn void worker_main(struct server *srv, unsigned index, unsigned w
         if (index < SERVER_STATS_THREADS)
             server_count(&srv->stats->per_thread[index], 1);
         server_pool_enter(srv, workers);
-        server_child_serving(fd);
-        uint64_t echoed = 0;
-        (void)echo_serve_blocking(fd, &srv->cfg->work, &echoed);
-        server_child_serving(-1);
+        server_child_serve(srv, fd);
         server_pool_leave(srv);
-        close(fd);
-        server_count(&srv->stats->bytes_echoed, echoed);
     }
     _exit(0);
 }
@@ -152,17 +144,13 @@ static int prefork_run(struct server *srv)
         if ((err = start_worker(srv, &w, i)) < 0)
             err = server_fail(srv, "fork", err);
 
-    struct pollfd pfd[2] = {
-        {.fd = w.children.sigchld_fd, .events = POLLIN},
-        {.fd = srv->stop_fd, .events = POLLIN},
-    };
     while (err == 0 && !server_stopping(srv)) {
-        if (poll(pfd, 2, -1) < 0) {
-            if (errno != EINTR)
-                err = server_fail(srv, "poll", -errno);
-            continue;
+        int wake = server_children_wait(srv, &w.children, -1);
+        if (wake < 0) {
+            err = server_fail(srv, "poll", wake);
+            break;
         }
-        if (pfd[0].revents && (err = replace_exited(srv, &w)) < 0)
+        if ((wake & SERVER_WAKE_CHILD) && (err = replace_exited(srv, &w)) < 0)
             err = server_fail(srv, err == -EIO ? "worker processes (they keep exiting)" : "fork",
                               err);
     }

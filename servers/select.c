@@ -6,8 +6,8 @@
  *   read from (the listener, the stop descriptor, every connection) and those to write to (the
  *   connections with output parked because their client fell behind) - and calls select(), which
  *   sleeps until one of them is ready and overwrites the sets with the ready ones. The loop then
- *   walks the descriptors and serves each ready one with calls that do not block (nbecho.c: one
- *   recv() per readiness - select reports level, not edges, so leftover input is reported again
+ *   walks the descriptors and serves each ready one with calls that do not block (nbecho.c's
+ *   nb_readable(): one recv() and the send() of what it got, per readiness - select reports level, not edges, so leftover input is reported again
  *   next turn). One thread serves every connection, as with epoll.
  *
  * What limits it
@@ -33,7 +33,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "clock.h"
 #include "nbecho.h"
 #include "server.h"
 
@@ -48,12 +47,10 @@ struct select_loop {
     struct nb_loop nb;
 };
 
-static void close_conn(struct select_loop *l, int fd)
+static void conn_close(struct select_loop *l, int fd)
 {
     struct nb_conn *c = l->conns[fd];
-    nb_release(&l->nb, c);
-    l->totals.echoed += c->echoed;
-    close(fd);
+    nb_close(&l->nb, c, &l->totals);
     free(c);
     l->conns[fd] = NULL;
     while (l->max_fd > 0 && !l->conns[l->max_fd] && l->max_fd != l->srv->listen_fd
@@ -61,24 +58,20 @@ static void close_conn(struct select_loop *l, int fd)
         l->max_fd--;
 }
 
-static void accept_ready(struct select_loop *l)
+/* A new connection (server_accept_batch's adopt step). */
+static int conn_adopt(void *arg, int fd)
 {
-    for (int i = 0; i < 16; i++) {
-        int fd = server_accept_nonblocking(l->srv->listen_fd, &l->totals, &l->accept_resume_ns);
-        if (fd < 0)
-            return;
-        struct nb_conn *c = fd < FD_SETSIZE ? calloc(1, sizeof *c) : NULL;
-        if (!c) {
-            /* Beyond FD_SETSIZE (or out of memory): refuse cleanly rather than overflow. */
-            close(fd);
-            l->totals.shed++;
-            continue;
-        }
-        c->fd = fd;
-        l->conns[fd] = c;
-        if (fd > l->max_fd)
-            l->max_fd = fd;
-    }
+    struct select_loop *l = arg;
+    /* Beyond FD_SETSIZE, FD_SET would write past the bitmap: refuse cleanly (the caller
+     * closes it and counts it as shed). */
+    struct nb_conn *c = fd < FD_SETSIZE ? calloc(1, sizeof *c) : NULL;
+    if (!c)
+        return -EMFILE;
+    c->fd = fd;
+    l->conns[fd] = c;
+    if (fd > l->max_fd)
+        l->max_fd = fd;
+    return 0;
 }
 
 static int select_run(struct server *srv)
@@ -106,17 +99,14 @@ static int select_run(struct server *srv)
         FD_ZERO(&wr);
         FD_SET(srv->stop_fd, &rd);
         struct timeval pause = {0}, *timeout = NULL;
-        if (l->accept_resume_ns) {
-            uint64_t now = clock_now_ns();
-            if (now >= l->accept_resume_ns) {
-                l->accept_resume_ns = 0;
-            } else {
-                pause.tv_usec = (suseconds_t)((l->accept_resume_ns - now) / NS_PER_US) + 1;
-                timeout = &pause;
-            }
-        }
-        if (!l->accept_resume_ns)
+        int pause_ms = server_accept_pause_ms(&l->accept_resume_ns);
+        if (pause_ms > 0) {
+            pause.tv_usec = (suseconds_t)pause_ms * 1000;
+            timeout = &pause;
+        } else {
+            /* Not paused, or the pause is over: watch the listener. */
             FD_SET(srv->listen_fd, &rd);
+        }
         for (int fd = 0; fd <= l->max_fd; fd++)
             if (l->conns[fd])
                 FD_SET(fd, l->conns[fd]->pending ? &wr : &rd);
@@ -131,7 +121,7 @@ static int select_run(struct server *srv)
             break;
         int last = l->max_fd; /* connections accepted below are served next turn */
         if (FD_ISSET(srv->listen_fd, &rd))
-            accept_ready(l);
+            server_accept_batch(srv->listen_fd, &l->totals, &l->accept_resume_ns, conn_adopt, l);
         for (int fd = 0; fd <= last && n > 0; fd++) {
             struct nb_conn *c = l->conns[fd];
             if (!c)
@@ -144,13 +134,13 @@ static int select_run(struct server *srv)
             else
                 continue;
             if (next == NB_DONE)
-                close_conn(l, fd);
+                conn_close(l, fd);
         }
     }
 
     for (int fd = 0; fd < FD_SETSIZE; fd++)
         if (l->conns[fd])
-            close_conn(l, fd);
+            conn_close(l, fd);
     nb_loop_destroy(&l->nb);
     server_add_thread_totals(srv, 0, &l->totals);
     free(l);
@@ -159,7 +149,7 @@ static int select_run(struct server *srv)
 
 const struct server_model model_select = {
     .name = "select",
-    .summary = "select() readiness loop, one thread; at most FD_SETSIZE descriptors",
+    .summary = "select() readiness loop, one thread; at most 1,000 connections (FD_SETSIZE)",
     .kind = MODEL_EVENT_LOOP,
     .max_connections = MAX_CONNECTIONS,
     .run = select_run,

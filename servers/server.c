@@ -17,10 +17,6 @@
 #include "clock.h"
 #include "harness.h"
 
-/* How long accept waits after running out of descriptors: long enough not to spin, short enough
- * to recover quickly once connections close. */
-#define ACCEPT_PAUSE_MS 50
-
 bool server_pause(struct server *srv, int ms)
 {
     /* stop_fd is never drained: once written it stays readable, so this returns at once. */
@@ -46,7 +42,7 @@ int server_accept(struct server *srv)
         if (!net_accept_error_is_exhaustion(-fd))
             return server_fail(srv, "accept", fd);
         server_count(&srv->stats->accept_pauses, 1);
-        server_pause(srv, ACCEPT_PAUSE_MS);
+        server_pause(srv, SERVER_ACCEPT_PAUSE_MS);
     }
 }
 
@@ -60,10 +56,7 @@ int server_track(struct server *srv, struct server_conn *conn, int fd)
         pthread_mutex_unlock(&srv->lock);
         return -ECANCELED;
     }
-    conn->prev = &srv->tracked;
-    conn->next = srv->tracked.next;
-    srv->tracked.next->prev = conn;
-    srv->tracked.next = conn;
+    list_insert_head(&srv->tracked, &conn->link);
     pthread_mutex_unlock(&srv->lock);
     return 0;
 }
@@ -71,8 +64,7 @@ int server_track(struct server *srv, struct server_conn *conn, int fd)
 void server_untrack(struct server *srv, struct server_conn *conn)
 {
     pthread_mutex_lock(&srv->lock);
-    conn->prev->next = conn->next;
-    conn->next->prev = conn->prev;
+    list_remove(&conn->link);
     pthread_mutex_unlock(&srv->lock);
 }
 
@@ -115,6 +107,52 @@ int server_thread_attr(struct server *srv, pthread_attr_t *attr)
     return -err;
 }
 
+struct thread_item {
+    void *item;
+    int (*run)(void *);
+    int result;
+    pthread_t tid;
+};
+
+static void *thread_item_main(void *p)
+{
+    struct thread_item *t = p;
+    t->result = t->run(t->item);
+    return NULL;
+}
+
+int server_run_threads(struct server *srv, unsigned n, void *items, size_t size,
+                       int (*run)(void *item))
+{
+    struct thread_item *ts = calloc(n, sizeof *ts);
+    if (!ts)
+        return server_fail(srv, "calloc", -ENOMEM);
+    pthread_attr_t attr;
+    int err = server_thread_attr(srv, &attr);
+    unsigned started = 1;
+    if (err < 0) {
+        err = server_fail(srv, "pthread_attr_setstacksize", err);
+    } else {
+        for (; started < n; started++) {
+            ts[started] = (struct thread_item){.item = (char *)items + started * size, .run = run};
+            int e = pthread_create(&ts[started].tid, &attr, thread_item_main, &ts[started]);
+            if (e != 0) {
+                err = server_fail(srv, "pthread_create", -e); /* the others are told to stop */
+                break;
+            }
+        }
+        pthread_attr_destroy(&attr);
+    }
+    int result = run(items); /* item 0, here: after a failed start it returns at once */
+    for (unsigned i = 1; i < started; i++) {
+        pthread_join(ts[i].tid, NULL);
+        if (result == 0)
+            result = ts[i].result;
+    }
+    free(ts);
+    return err < 0 ? err : result;
+}
+
 int server_fail(struct server *srv, const char *call, int err)
 {
     /* Any thread of a model may fail, several at once: the first one is recorded, under the
@@ -141,6 +179,33 @@ int server_accept_nonblocking(int listen_fd, struct server_thread_totals *t, uin
         *resume_ns = clock_now_ns() + SERVER_ACCEPT_PAUSE_NS;
     }
     return -1; /* EAGAIN: nothing waiting (or another thread took it) */
+}
+
+bool server_accept_batch(int listen_fd, struct server_thread_totals *t, uint64_t *resume_ns,
+                         int (*adopt)(void *arg, int fd), void *arg)
+{
+    for (int i = 0; i < SERVER_ACCEPT_BATCH; i++) {
+        int fd = server_accept_nonblocking(listen_fd, t, resume_ns);
+        if (fd < 0)
+            return *resume_ns != 0;
+        if (adopt(arg, fd) < 0) {
+            close(fd); /* no memory for it, or the loop cannot watch it: refused cleanly */
+            t->shed++;
+        }
+    }
+    return false;
+}
+
+int server_accept_pause_ms(uint64_t *resume_ns)
+{
+    if (*resume_ns == 0)
+        return -1;
+    uint64_t now = clock_now_ns();
+    if (now >= *resume_ns) {
+        *resume_ns = 0;
+        return 0;
+    }
+    return (int)((*resume_ns - now) / NS_PER_MS) + 1;
 }
 
 void server_add_thread_totals(struct server *srv, unsigned index,
@@ -280,6 +345,36 @@ void server_enter_child(struct server *srv, int conn_fd, bool keep_listener)
     sigprocmask(SIG_UNBLOCK, &set, NULL);
 }
 
+void server_child_serve(struct server *srv, int fd)
+{
+    server_child_serving(fd);
+    uint64_t echoed = 0;
+    (void)echo_serve_blocking(fd, &srv->cfg->work, &echoed); /* a reset concerns this client */
+    server_child_serving(-1);
+    close(fd);
+    server_count(&srv->stats->bytes_echoed, echoed);
+}
+
+int server_children_wait(struct server *srv, struct server_children *ch, int fd)
+{
+    struct pollfd pfd[3] = {
+        {.fd = ch->sigchld_fd, .events = POLLIN},
+        {.fd = srv->stop_fd, .events = POLLIN},
+        {.fd = fd, .events = POLLIN}, /* ignored by poll() when fd < 0 */
+    };
+    while (poll(pfd, 3, -1) < 0)
+        if (errno != EINTR)
+            return -errno;
+    int wake = 0;
+    if (pfd[0].revents)
+        wake |= SERVER_WAKE_CHILD;
+    if (pfd[1].revents || server_stopping(srv))
+        wake |= SERVER_WAKE_STOP;
+    if (fd >= 0 && pfd[2].revents)
+        wake |= SERVER_WAKE_FD;
+    return wake;
+}
+
 void server_child_serving(int fd)
 {
     child_conn_fd = fd;
@@ -297,11 +392,26 @@ int harness_init(struct server *srv, const struct server_config *cfg, struct ser
 {
     *srv = (struct server){.cfg = cfg, .stats = stats, .listen_fd = -1, .stop_fd = -1};
     atomic_init(&srv->stopping, false);
-    srv->tracked.next = srv->tracked.prev = &srv->tracked;
+    list_init(&srv->tracked);
     int err = pthread_mutex_init(&srv->lock, NULL);
     return -err;
 }
 
+/*
+ * The stop protocol, in this order, and why:
+ *   1. the flag: from now on server_stopping() is true and server_track() refuses new
+ *      connections, so nothing started after this point can be missed by step 3;
+ *   2. per-message costs are cut short (echo_abort_costs), so no thread is stuck in a second of
+ *      CPU work or sleep;
+ *   3. stop_fd becomes readable: event loops (which never block elsewhere) wake up and return;
+ *   4. the listener is shut down (not closed: a model may still be polling it): a thread blocked
+ *      in accept() returns EINVAL at once, and no new client is taken;
+ *   5. every tracked connection is shut down: a thread blocked in recv() or send() returns;
+ *   6. the model's hook wakes whatever else it sleeps on (condition variables).
+ * Forked children are told by the process model's parent (server_children_stop: SIGTERM),
+ * whose handler (child_on_stop_signal) shuts the child's one connection down; a child leaves a
+ * listener it shares alone - the parent's step 4 reaches every process that holds it.
+ */
 void server_request_stop(struct server *srv)
 {
     if (atomic_exchange(&srv->stopping, true))
@@ -312,8 +422,9 @@ void server_request_stop(struct server *srv)
     (void)n; /* an eventfd write of 1 cannot fail short of a bug */
     shutdown(srv->listen_fd, SHUT_RDWR);
     pthread_mutex_lock(&srv->lock);
-    for (struct server_conn *c = srv->tracked.next; c != &srv->tracked; c = c->next)
-        shutdown(c->fd, SHUT_RDWR);
+    struct list *node, *next;
+    list_for_each_safe(node, next, &srv->tracked)
+        shutdown(list_entry(node, struct server_conn, link)->fd, SHUT_RDWR);
     /* Called under the lock, so that once a model has removed its hook (server_on_stop with
      * NULL, which takes the lock) no call can still be running on memory the model frees. */
     if (srv->stop_hook)

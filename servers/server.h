@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "echo.h"
+#include "list.h"
 #include "net.h"
 
 /* How a model gets concurrency; shown by --list and used by the tests to pick their cases
@@ -78,7 +79,7 @@ struct server_stats {
  * thread's stack is fine). */
 struct server_conn {
     int fd;
-    struct server_conn *prev, *next;
+    struct list link;
 };
 
 struct server {
@@ -91,7 +92,7 @@ struct server {
     /* Private to the harness. */
     atomic_bool stopping;
     pthread_mutex_t lock;
-    struct server_conn tracked; /* list head */
+    struct list tracked; /* of struct server_conn */
     void (*stop_hook)(void *);
     void *stop_arg;
     const char *failed_call;
@@ -175,6 +176,15 @@ int server_listen_again(struct server *srv);
 int server_thread_attr(struct server *srv, pthread_attr_t *attr);
 
 /*
+ * For models that run one loop per thread (epoll's reactors, ...): calls run(items + i * size)
+ * for i = 1..n-1 on new threads (with the configured stack size) and i = 0 on the calling
+ * thread, then joins them. A thread that cannot be created is a failure (server_fail: the others
+ * are asked to stop). Returns the first non-zero result of run(), or that failure.
+ */
+int server_run_threads(struct server *srv, unsigned n, void *items, size_t size,
+                       int (*run)(void *item));
+
+/*
  * Child processes of a process model: the pids of the live ones, and a signalfd that becomes
  * readable when one exits (SIGCHLD, which the harness blocks in every thread). Only the thread
  * that forks uses it; a pid stays in the set until server_children_reap() has waited for it,
@@ -208,6 +218,16 @@ void server_child_serving(int fd);
 /* In a child process: true once SIGINT or SIGTERM has arrived. */
 bool server_child_stopping(void);
 
+/* In a child process: serves one accepted connection with blocking I/O to its end (a stop
+ * shuts it down), closes it and adds its bytes to the stats. */
+void server_child_serve(struct server *srv, int fd);
+
+/* For the parent of a process model: sleeps until a child exits (SERVER_WAKE_CHILD: reap them
+ * with server_children_reap()), fd is readable (if fd >= 0: SERVER_WAKE_FD) or the server must
+ * stop (SERVER_WAKE_STOP). Returns a mask of those, or -errno if poll() failed. */
+enum { SERVER_WAKE_CHILD = 1, SERVER_WAKE_FD = 2, SERVER_WAKE_STOP = 4 };
+int server_children_wait(struct server *srv, struct server_children *ch, int fd);
+
 /* Requests a stop: the steps listed at the top of this file. Idempotent; callable from any thread
  * (not from a signal handler). The harness calls it on SIGINT/SIGTERM. */
 void server_request_stop(struct server *srv);
@@ -231,8 +251,13 @@ struct server_thread_totals {
     uint64_t pauses;    /* accept pauses */
 };
 
-/* How long an event loop stops accepting after running out of descriptors or memory. */
+/* How long a model stops accepting after running out of descriptors or memory: long enough not
+ * to spin, short enough to recover quickly once connections close. Every model uses it. */
 #define SERVER_ACCEPT_PAUSE_NS 50000000ull
+#define SERVER_ACCEPT_PAUSE_MS ((int)(SERVER_ACCEPT_PAUSE_NS / 1000000))
+
+/* Connections an event loop accepts per wake-up of its listener before it serves the others. */
+#define SERVER_ACCEPT_BATCH 16
 
 /*
  * For event loops: takes one waiting connection from a non-blocking listener. Returns the new
@@ -242,6 +267,21 @@ struct server_thread_totals {
  * listener, or it would spin). It keeps serving its connections meanwhile.
  */
 int server_accept_nonblocking(int listen_fd, struct server_thread_totals *t, uint64_t *resume_ns);
+
+/*
+ * For event loops: accepts up to SERVER_ACCEPT_BATCH waiting connections, handing each to
+ * adopt(arg, fd), which registers it with the loop and returns 0 - or -errno, and then the
+ * connection is closed at once and counted as shed. Returns true if accepting must pause (out
+ * of descriptors or memory; *resume_ns says until when: stop watching the listener until then).
+ */
+bool server_accept_batch(int listen_fd, struct server_thread_totals *t, uint64_t *resume_ns,
+                         int (*adopt)(void *arg, int fd), void *arg);
+
+/* For an event loop whose accepting is paused (*resume_ns != 0): the milliseconds to wait at
+ * most before looking again (at least 1), or 0 when the pause is over - *resume_ns is then
+ * cleared and the loop watches the listener again. With *resume_ns == 0, returns -1: no
+ * pause, wait as long as you like. */
+int server_accept_pause_ms(uint64_t *resume_ns);
 
 /* Adds a thread's totals to the stats once it has finished, `served` as thread `index`. */
 void server_add_thread_totals(struct server *srv, unsigned index,
