@@ -515,6 +515,7 @@ static int case_backpressure_no_spin(struct ctx *c)
         return fail("connect: %s", strerror(-fd));
     static uint8_t chunk[65536];
     fill_random(chunk, sizeof chunk, 23);
+    proc_tree_settle(c->srv.pid, 3000);
     double cpu0 = proc_cpu_seconds(c->srv.pid);
     int64_t t0 = now_ms();
     size_t pushed = 0;
@@ -611,7 +612,8 @@ static int case_many_500(struct ctx *c)
 
 static int case_non_reader(struct ctx *c)
 {
-    long rss_before = proc_tree_rss_kib(c->srv.pid);
+    proc_tree_settle(c->srv.pid, 3000);
+    long rss_before = proc_tree_anon_kib(c->srv.pid);
     int hog = client_connect(&c->srv, 5000);
     if (hog < 0)
         return fail("connect: %s", strerror(-hog));
@@ -634,9 +636,9 @@ static int case_non_reader(struct ctx *c)
             return fail("round %d, with a client that does not read: %s", round, test_error);
         }
     }
-    long rss_after = proc_tree_rss_kib(c->srv.pid);
+    long rss_after = proc_tree_anon_kib(c->srv.pid);
     close_with_reset(hog);
-    printf("non-reader pushed %llu KiB; server RSS %ld -> %ld KiB\n",
+    printf("non-reader pushed %llu KiB; server anonymous memory %ld -> %ld KiB\n",
            (unsigned long long)(pushed / 1024), rss_before, rss_after);
     if (rss_after - rss_before > 32 * 1024)
         return fail("server memory grew by %ld KiB while a client did not read",
@@ -657,6 +659,7 @@ static int case_many_non_readers(struct ctx *c)
     size_t pushed[N] = {0};
     static uint8_t junk[65536];
     fill_random(junk, sizeof junk, 25);
+    proc_tree_settle(c->srv.pid, 3000);
     long anon_before = proc_tree_anon_kib(c->srv.pid);
     for (int i = 0; i < N; i++)
         if ((fds[i] = client_connect(&c->srv, 5000)) < 0)

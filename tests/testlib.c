@@ -297,6 +297,18 @@ double proc_cpu_seconds(pid_t pid)
     return (double)ns / 1e9;
 }
 
+void proc_tree_settle(pid_t pid, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    double last = proc_cpu_seconds(pid);
+    for (int quiet = 0; quiet < 2 && now_ms() < deadline;) {
+        usleep(50 * 1000);
+        double cpu = proc_cpu_seconds(pid);
+        quiet = cpu - last < 0.002 ? quiet + 1 : 0;
+        last = cpu;
+    }
+}
+
 /* --- client side --------------------------------------------------------------------------- */
 
 static int wait_fd(int fd, short events, int64_t deadline)

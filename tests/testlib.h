@@ -58,6 +58,9 @@ long proc_tree_rss_kib(pid_t pid);                               /* VmRSS of pid
  * makes grow; program text and libraries are left out. */
 long proc_tree_anon_kib(pid_t pid);
 double proc_cpu_seconds(pid_t pid);                   /* utime + stime, descendants included */
+/* Waits (up to timeout_ms) until the process tree of pid has stopped using CPU - a pool of
+ * processes or threads still starting up - so that a measurement that follows is the test's. */
+void proc_tree_settle(pid_t pid, int timeout_ms);
 
 /* Client side. */
 int client_connect(const struct server_proc *sp, int timeout_ms); /* blocking fd or -errno */
