@@ -2,6 +2,7 @@
 """Tests of the bench and compare scripts, on the tiny profile (seconds).
 
   bench_test.py CASE BUILD_DIR      CASE: smoke | interrupt | compare | cli | units
+                                  | stats
 
 This process makes itself a child subreaper, so that a server the bench failed to stop - an
 orphan - would become its child and be found: "nothing left running" is checked, not assumed.
@@ -11,6 +12,7 @@ import csv
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -100,7 +102,7 @@ def check_run_folder(run, expect_complete=True):
 def case_smoke(build):
     with tempfile.TemporaryDirectory() as tmp:
         run = os.path.join(tmp, "run")
-        r = bench(build, run, "--models", MODELS)
+        r = bench(build, run, "--models", MODELS, "--seed", "7")
         check(r.returncode == 0, f"the bench exits 0 (got {r.returncode}): {r.stderr[-500:]}")
         check("report:" in r.stdout, "it prints where the report is")
         report = check_run_folder(run)
@@ -118,6 +120,24 @@ def case_smoke(build):
         check("## Findings" in report and "x the rate of" in report,
               "the report has findings computed from the data")
         check(len(os.listdir(os.path.join(run, "hgrm"))) > 0, "hgrm files are written")
+        with open(os.path.join(run, "results.json")) as f:
+            data = json.load(f)
+        check(data["meta"].get("seed") == 7, f"the seed is recorded: {data['meta'].get('seed')}")
+        summary = data.get("summary") or []
+        keys = {"scenario", "model", "setting", "metric", "median", "ci_low", "ci_high", "n"}
+        check(summary and all(keys <= set(e) for e in summary),
+              f"results.json has a summary: {summary[:2]}")
+        check(any(e["metric"] == "requests_per_sec" and e["model"] == "epoll"
+                  and e["scenario"] == "connections" for e in summary),
+              "the summary has the headline metric of the connections cells")
+        # The cells ran in the order the seed gives, and the progress lines show it.
+        from echobench.results import load_run
+        from echobench.scenarios import run_order
+        _, cells = load_run(run)
+        ran = [m.groups() for m in (re.match(r"\[\s*\d+/\d+\] (\S+) +(\S+) +(\S+)", line)
+                                    for line in r.stdout.splitlines()) if m]
+        want = [(c.scenario, c.model, c.setting().split()[0]) for c in run_order(cells, 7)]
+        check(ran == want, f"cells run in the seed's order: {ran[:4]} vs {want[:4]}")
         check(not leftover_processes(), "no server left running after the bench")
 
 
@@ -362,12 +382,85 @@ def case_units(build):
             check("version" in str(e), f"the error names the version: {e}")
 
 
+def case_stats(build):
+    """Run order, the summary's intervals and the stall columns: no server needed."""
+    from echobench.results import COLUMNS, summarize
+    from echobench.runner import flatten
+    from echobench.scenarios import Cell, run_order
+    from echobench.stats import median_interval
+
+    # A distribution-free 95 % interval for the median from order statistics.
+    iv = median_interval([5, 1, 4, 2, 3])
+    check((iv.median, iv.low, iv.high, iv.method) == (3, 1, 5, "min-max"),
+          f"n < 6: the min-max range, said so: {iv}")
+    iv = median_interval(list(range(10, 0, -1)))
+    check((iv.median, iv.low, iv.high, iv.method) == (5.5, 2, 9, "order statistics")
+          and abs(iv.coverage - (1 - 2 * 11 / 1024)) < 1e-9,
+          f"n = 10: the 2nd and 9th values, 97.9 % coverage: {iv}")
+    iv = median_interval(list(range(1, 7)))
+    check((iv.low, iv.high, iv.method) == (1, 6, "order statistics")
+          and abs(iv.coverage - 62 / 64) < 1e-9, f"n = 6: min and max cover 96.9 %: {iv}")
+    iv = median_interval(list(range(1, 101)))
+    check((iv.low, iv.high) == (40, 61) and iv.coverage >= 0.95,
+          f"n = 100: the 40th and 61st values: {iv}")
+
+    cells = []
+    for rep, rps in enumerate([100.0, 300.0, 200.0]):
+        c = Cell("connections", "epoll", 4, repeat=rep)
+        c.status, c.result = "ok", {"requests_per_sec": rps, "lat_p99_us": 50.0 + rep}
+        cells.append(c)
+    failed = Cell("connections", "epoll", 8)
+    failed.status = "failed"
+    summary = summarize(cells + [failed])
+    entry = [e for e in summary if e["metric"] == "requests_per_sec"]
+    check(len(entry) == 1 and {k: entry[0][k] for k in ("scenario", "model", "setting", "metric",
+                                                          "median", "ci_low", "ci_high", "n")}
+          == {"scenario": "connections", "model": "epoll", "setting": "c=4",
+              "metric": "requests_per_sec", "median": 200.0, "ci_low": 100.0,
+              "ci_high": 300.0, "n": 3} and entry[0]["interval"] == "min-max",
+          f"summary entry per (scenario, model, setting, metric): {summary}")
+    check(not [e for e in summary if e["setting"] == "c=8"], "no entry for cells not measured")
+
+    # Cells run in a shuffled order within each repeat, reproducible from the seed.
+    cells = [Cell("connections", m, c, repeat=r) for r in range(2) for m in ("a", "b")
+             for c in (1, 2, 4, 8)]
+    order = run_order(cells, 7)
+    check(sorted(map(id, order)) == sorted(map(id, cells)), "the run order has every cell once")
+    check([c.repeat for c in order] == sorted(c.repeat for c in order),
+          "each repeat runs whole before the next")
+    check([id(c) for c in run_order(cells, 7)] == [id(c) for c in order],
+          "the same seed gives the same order")
+    check(any([id(c) for c in run_order(cells, s)] != [id(c) for c in order]
+              for s in range(1, 5)), "other seeds give other orders")
+    check(order != cells, "the order is shuffled")
+
+    # The load generator's stall figures, when it reports them: new columns at the end.
+    check(COLUMNS[-3:] == ["stalls_max_us", "stalls_count_over_1ms", "stalls_total_us"],
+          f"the stall columns come last: {COLUMNS[-4:]}")
+    report = {"latency_us": {"p50": 1}, "connect_latency_us": {}, "server_cpu": None,
+              "errors": {k: 0 for k in ("total", "connect", "reset", "eof", "timeout",
+                                        "mismatch", "other")},
+              "requests": 10, "requests_per_sec": 10.0, "bytes_per_sec": 1.0, "duration_s": 1.0,
+              "connections_open": 1, "mismatches": 0, "late": 0, "saturated": False,
+              "loadgen_cpu": {"total_seconds": 0.1, "max_busy": 0.1}}
+    r = flatten(report)
+    check(r["stalls_max_us"] is None, "no stalls reported: the columns stay empty")
+    report["stalls"] = {"max_us": 1500, "count_over_1ms": 2, "total_us": 2600}
+    r = flatten(report)
+    check((r["stalls_max_us"], r["stalls_count_over_1ms"], r["stalls_total_us"]) ==
+          (1500, 2, 2600), f"stalls recorded per cell: {r}")
+    with open(os.path.join(ROOT, "docs", "results.md")) as f:
+        doc = f.read()
+    for col in ("stalls_max_us", "stalls_count_over_1ms", "stalls_total_us", "summary", "seed"):
+        check(f"`{col}`" in doc, f"docs/results.md documents {col}")
+
+
 def main():
     case, build = sys.argv[1], os.path.abspath(sys.argv[2])
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     {"smoke": case_smoke, "interrupt": case_interrupt, "compare": case_compare,
-     "cli": case_cli, "units": case_units}[case](build)
+     "cli": case_cli, "units": case_units, "stats": case_stats}[case](build)
     if failures:
         print(f"{len(failures)} check(s) failed")
         sys.exit(1)

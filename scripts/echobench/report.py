@@ -147,8 +147,9 @@ def summary_table(cells, models, threshold_us):
 def write_report(run_dir, meta, env, cells, models, plots, threshold_us):
     lines = [f"# echobench run {meta['run_id']}", ""]
     lines += [f"Profile `{meta['profile']}`, {meta['duration']} s measured per cell after "
-              f"{meta['warmup']} s of warm-up, {meta['repeat']} repeat(s). Command: "
-              f"`{meta['command']}`", ""]
+              f"{meta['warmup']} s of warm-up, {meta['repeat']} repeat(s)"
+              + (f", cells in a shuffled order (seed {meta['seed']})" if "seed" in meta else "")
+              + f". Command: `{meta['command']}`", ""]
     lines += ["## Environment", "", "| | |", "|---|---|"]
     e = env.get("machine", {})
     for label, value in [

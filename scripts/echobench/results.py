@@ -6,6 +6,7 @@ import os
 import statistics
 
 from .scenarios import Cell
+from .stats import median_interval
 
 # results.csv columns, in order: the cell's parameters, its status, then what was measured.
 PARAM_COLUMNS = ["scenario", "model", "repeat", "status", "reason", "connections", "size",
@@ -22,8 +23,43 @@ RESULT_COLUMNS = [
     "server_mem_base_kib", "server_mem_peak_kib", "memory_per_connection_bytes",
     "server_processes_peak", "server_threads_peak", "server_exit",
     "loadgen_cpu_s", "loadgen_busy", "loadgen_saturated", "hgrm",
+    # Added later, so at the end: the load generator's stall figures, where it reports them.
+    "stalls_max_us", "stalls_count_over_1ms", "stalls_total_us",
 ]
 COLUMNS = PARAM_COLUMNS + RESULT_COLUMNS
+
+
+# The metrics results.json's summary gives for each scenario (docs/results.md).
+SUMMARY_METRICS = {
+    "connections": ["requests_per_sec", "server_cpu_us_per_request", "lat_p50_us", "lat_p99_us"],
+    "latency": ["lat_p50_us", "lat_p99_us", "lat_p999_us", "achieved_ratio",
+                "server_cpu_us_per_request"],
+    "churn": ["requests_per_sec", "connect_p50_us", "connect_p99_us",
+              "server_cpu_us_per_request"],
+    "size": ["mb_per_sec", "lat_p99_us", "server_cpu_us_per_request"],
+    "work": ["requests_per_sec", "lat_p99_us", "server_cpu_us_per_request"],
+    "idle": ["memory_per_connection_bytes"],
+}
+STALL_METRICS = ["stalls_max_us", "stalls_total_us"]  # every scenario, where reported
+
+
+def summarize(cells):
+    """One entry per (scenario, model, setting, metric) measured at least once: the median over
+    the repeats with a distribution-free 95 % interval (stats.median_interval)."""
+    out = []
+    for (scenario, model, setting), group in _groups(cells).items():
+        measured = [c for c in group if c.status in ("ok", "errors")]
+        for metric in SUMMARY_METRICS.get(scenario, []) + STALL_METRICS:
+            values = [c.result.get(metric) for c in measured
+                      if c.result.get(metric) is not None]
+            if not values:
+                continue
+            iv = median_interval(values)
+            out.append({"scenario": scenario, "model": model, "setting": setting,
+                        "metric": metric, "median": iv.median, "ci_low": iv.low,
+                        "ci_high": iv.high, "n": iv.n, "interval": iv.method,
+                        "coverage": round(iv.coverage, 4)})
+    return out
 
 
 def write_results(run_dir, cells, meta):
@@ -40,8 +76,8 @@ def write_results(run_dir, cells, meta):
             w.writerow({k: "" if row.get(k) is None else row.get(k) for k in COLUMNS})
     with open(os.path.join(run_dir, "results.json"), "w") as f:
         json.dump({"meta": meta, "cells": [dict(c.params(), status=c.status, reason=c.reason,
-                                                 result=c.result) for c in cells]},
-                  f, indent=1)
+                                                 result=c.result) for c in cells],
+                   "summary": summarize(cells)}, f, indent=1)
 
 
 def load_run(run_dir):
@@ -68,14 +104,19 @@ class Aggregate:
         self.max = max(values) if values else None
 
 
-def aggregate(cells, metric):
-    """{(scenario, model, setting): (Aggregate of the metric, representative cell)} over the
-    measured repeats; cells that were not measured keep their status for the plots and report."""
+def _groups(cells):
+    """{(scenario, model, setting): [its cells, every repeat]}, in the cells' order."""
     groups = {}
     for c in cells:
         groups.setdefault((c.scenario, c.model, c.setting()), []).append(c)
+    return groups
+
+
+def aggregate(cells, metric):
+    """{(scenario, model, setting): (Aggregate of the metric, representative cell)} over the
+    measured repeats; cells that were not measured keep their status for the plots and report."""
     out = {}
-    for key, group in groups.items():
+    for key, group in _groups(cells).items():
         measured = [c for c in group if c.status in ("ok", "errors")]
         agg = Aggregate([c.result.get(metric) for c in measured])
         out[key] = (agg, measured[0] if measured else group[0])

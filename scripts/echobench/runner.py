@@ -123,6 +123,9 @@ def flatten(report):
         "loadgen_busy": report["loadgen_cpu"]["max_busy"],
         "loadgen_saturated": report["saturated"],
     }
+    stalls = report.get("stalls") or {}  # reported by newer load generators only
+    for k in ("max_us", "count_over_1ms", "total_us"):
+        r[f"stalls_{k}"] = stalls.get(k)
     for k in ("mean", "p50", "p90", "p99", "p999", "p9999", "max"):
         r[f"lat_{k}_us"] = lat.get(k)
     for k in ("p50", "p99"):

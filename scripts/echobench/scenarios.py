@@ -4,6 +4,7 @@ A cell is one measurement: one model, one scenario, one setting (connections, ra
 Profiles fix the settings; every setting can be overridden from the command line.
 """
 
+import random
 from dataclasses import dataclass, asdict, field
 
 SCENARIOS = {
@@ -172,3 +173,16 @@ def build_cells(settings, models, scenarios, workers):
                     cell.reason = f"{cell.connections} connections: {model.name} {why}"
             cells += per_model
     return cells
+
+
+def run_order(cells, seed):
+    """The order the cells run in: each repeat whole before the next, its cells shuffled - so
+    that a drift of the machine over a repeat (heat, another tenant) lands on every model alike
+    instead of on whichever runs last - reproducibly from `seed`."""
+    rng = random.Random(seed)
+    order = []
+    for rep in sorted({c.repeat for c in cells}):
+        batch = [c for c in cells if c.repeat == rep]
+        rng.shuffle(batch)
+        order += batch
+    return order
