@@ -771,6 +771,21 @@ static int case_fd_exhaustion(struct ctx *c)
     /* Recovery: once the clients are gone, descriptors free up and service resumes. */
     if (echo_roundtrip(&c->srv, 4096, 19, 10000) < 0)
         return fail("not serving again after descriptors freed up: %s", test_error);
+    /* And the summary says it happened: a server that ran out of descriptors paused or turned
+     * clients away, and counts either (a process model's parent never runs out: each child
+     * holds its own connection). */
+    int status;
+    if (server_signal_and_wait(&c->srv, SIGTERM, 10000, &status) < 0)
+        return fail("server still running 10 s after SIGTERM");
+    if (expect_clean_exit(c, status) < 0)
+        return -1;
+    char err[4096];
+    server_stderr(&c->srv, err, sizeof err);
+    const char *pauses = strstr(err, "accept_pauses="), *shed = strstr(err, "shed=");
+    if (strcmp(c->kind, "processes") != 0
+        && (!pauses || !shed || (atol(pauses + 14) == 0 && atol(shed + 5) == 0)))
+        return fail("out of descriptors, yet the summary counts no pause and no shed "
+                    "connection: '%s'", err);
     return 0;
 }
 
