@@ -188,15 +188,41 @@ int net_send_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
+/* fs.nr_open: the most descriptors any process may have (the kernel refuses a higher limit). */
+static long fd_limit_ceiling(void)
+{
+    long ceiling = NET_FD_LIMIT_WANTED, nr_open = 0;
+    FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+    if (f) {
+        if (fscanf(f, "%ld", &nr_open) == 1 && nr_open > 0 && nr_open < ceiling)
+            ceiling = nr_open;
+        fclose(f);
+    }
+    return ceiling;
+}
+
 long net_raise_fd_limit(void)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return -errno;
+    rlim_t want = (rlim_t)fd_limit_ceiling();
+    if (rl.rlim_max < want) {
+        /* Only a privileged process may raise its hard limit; for others this fails, harmlessly. */
+        struct rlimit higher = {.rlim_cur = want, .rlim_max = want};
+        if (setrlimit(RLIMIT_NOFILE, &higher) == 0)
+            return (long)want;
+    }
     if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
             return -errno;
     }
     return (long)rl.rlim_cur;
+}
+
+int net_set_fd_limit(long n)
+{
+    struct rlimit rl = {.rlim_cur = (rlim_t)n, .rlim_max = (rlim_t)n};
+    return setrlimit(RLIMIT_NOFILE, &rl) == 0 ? 0 : -errno;
 }

@@ -77,7 +77,16 @@ ssize_t net_recv(int fd, void *buf, size_t len);
  * yields -EPIPE instead of killing the process with SIGPIPE. Returns 0 or -errno. */
 int net_send_all(int fd, const void *buf, size_t len);
 
-/* Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit or -errno. */
+/* The most descriptors a process asks for: enough for 100,000 connections and their peers. */
+#define NET_FD_LIMIT_WANTED 1048576L
+
+/* Raises RLIMIT_NOFILE as far as this process may: the soft limit to the hard one and, for a
+ * privileged process (CAP_SYS_RESOURCE), both to NET_FD_LIMIT_WANTED or fs.nr_open, whichever
+ * is lower. Never lowers a limit. Returns the new soft limit or -errno. */
 long net_raise_fd_limit(void);
+
+/* Sets the soft and hard RLIMIT_NOFILE to n exactly (lower, or higher when privileged).
+ * Returns 0 or -errno. */
+int net_set_fd_limit(long n);
 
 #endif

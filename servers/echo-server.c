@@ -70,6 +70,9 @@ static void usage(FILE *out)
 "                       net.core.somaxconn)\n"
 "      --stack-size B   stack size of every thread a model starts, e.g. 256k\n"
 "                       (default 256k, at least 64k)\n"
+"      --max-fds N      descriptor limit (RLIMIT_NOFILE) to run with; default: as high\n"
+"                       as the process may - the hard limit, raised to 1,048,576 (or\n"
+"                       fs.nr_open) when run as root - the same for every model\n"
 "\n"
 "Per-message cost (all off by default: pure stream echo):\n"
 "      --msg-size S     the stream is made of S-byte messages, e.g. 128 or 4k\n"
@@ -115,6 +118,47 @@ static void list_models(void)
     }
 }
 
+/* The current value of a sysctl such as "kernel.pid_max", or -1 if it cannot be read. */
+static long read_sysctl(const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/proc/sys/%s", name);
+    for (char *p = path + strlen("/proc/sys/"); *p; p++)
+        if (*p == '.')
+            *p = '/';
+    long v = -1;
+    FILE *f = fopen(path, "re");
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
+/* "kernel_limits": what caps the model's connections on this machine, now. */
+static void write_kernel_limits(struct json *j, const struct server_model *m)
+{
+    json_array_begin(j, "kernel_limits");
+    for (int i = 0; i < SERVER_KERNEL_LIMITS && m->kernel_limits[i].sysctl; i++) {
+        const struct server_kernel_limit *k = &m->kernel_limits[i];
+        long value = read_sysctl(k->sysctl);
+        json_object_begin(j, NULL);
+        json_string(j, "sysctl", k->sysctl);
+        json_uint(j, "per_connection", k->per_connection);
+        json_string(j, "why", k->why);
+        if (value >= 0) {
+            json_int(j, "value", value);
+            json_int(j, "max_connections", value / (long)k->per_connection);
+        } else {
+            json_null(j, "value");
+            json_null(j, "max_connections");
+        }
+        json_object_end(j);
+    }
+    json_array_end(j);
+}
+
 /* `--list --json`: the model contract for tools (the tests, the bench). Every field a tool needs
  * is here, so that adding one to struct server_model is one edit in this function. */
 static void list_models_json(void)
@@ -137,6 +181,7 @@ static void list_models_json(void)
         else
             json_null(&j, "default_threads");
         json_uint(&j, "max_connections", (*m)->max_connections);
+        write_kernel_limits(&j, *m);
         json_bool(&j, "listener_per_thread", (*m)->listener_per_thread);
         json_object_end(&j);
     }
@@ -155,7 +200,7 @@ static const struct server_model *find_model(const char *name)
 
 static const struct server_model *parse_args(int argc, char **argv, struct server_config *cfg)
 {
-    enum { OPT_STACK = 256, OPT_MSG, OPT_WORK, OPT_SLEEP, OPT_JSON };
+    enum { OPT_STACK = 256, OPT_MSG, OPT_WORK, OPT_SLEEP, OPT_JSON, OPT_MAX_FDS };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},
         {"host", required_argument, NULL, 'H'},
@@ -163,6 +208,7 @@ static const struct server_model *parse_args(int argc, char **argv, struct serve
         {"threads", required_argument, NULL, 't'},
         {"backlog", required_argument, NULL, 'b'},
         {"stack-size", required_argument, NULL, OPT_STACK},
+        {"max-fds", required_argument, NULL, OPT_MAX_FDS},
         {"msg-size", required_argument, NULL, OPT_MSG},
         {"work-us", required_argument, NULL, OPT_WORK},
         {"sleep-us", required_argument, NULL, OPT_SLEEP},
@@ -191,6 +237,9 @@ static const struct server_model *parse_args(int argc, char **argv, struct serve
         case 'b': cfg->backlog = (int)cli_uint("--backlog", optarg, 1, 65535); break;
         case OPT_STACK:
             cfg->stack_size = cli_bytes("--stack-size", optarg, MIN_STACK_SIZE, 1ull << 30);
+            break;
+        case OPT_MAX_FDS:
+            cfg->max_fds = (long)cli_uint("--max-fds", optarg, 16, NET_FD_LIMIT_WANTED);
             break;
         case OPT_MSG: cfg->work.msg_size = cli_bytes("--msg-size", optarg, 1, 1ull << 26); break;
         case OPT_WORK:
@@ -306,8 +355,16 @@ int main(int argc, char **argv)
     if (net_resolve(cfg.host, cfg.port, &addr) < 0)
         cli_usage_error("--host: cannot resolve '%s'", cfg.host);
 
-    /* Event-driven models hold thousands of sockets; every model gets the same limit. */
-    (void)net_raise_fd_limit();
+    /* Event-driven models hold up to 100,000 sockets; every model gets the same limit. */
+    if (cfg.max_fds) {
+        int e = net_set_fd_limit(cfg.max_fds);
+        if (e < 0) {
+            fprintf(stderr, "%s: --max-fds %ld: %s\n", cli_prog, cfg.max_fds, strerror(-e));
+            return 1;
+        }
+    } else {
+        (void)net_raise_fd_limit();
+    }
     /* A client that vanishes mid-write must not kill the server: writes use MSG_NOSIGNAL and
      * SIGPIPE is ignored for anything else (liburing, libraries). */
     signal(SIGPIPE, SIG_IGN);

@@ -111,5 +111,6 @@ const struct server_model model_fork = {
     .name = "fork",
     .summary = "a child process per connection; the parent reaps via a SIGCHLD signalfd",
     .kind = MODEL_PROCESSES,
+    .kernel_limits = {{"kernel.pid_max", 1, "a process per connection"}},
     .run = fork_run,
 };

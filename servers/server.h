@@ -48,6 +48,7 @@ struct server_config {
     int backlog;
     unsigned threads;  /* --threads; 0 when not given: the model picks its default */
     size_t stack_size; /* for every thread a model creates */
+    long max_fds;      /* --max-fds: the descriptor limit set, 0 = as high as allowed */
     struct echo_work work;
 };
 
@@ -99,6 +100,17 @@ struct server {
     int failed_err;
 };
 
+/* A kernel limit that caps how many connections a model can hold: each connection takes
+ * `per_connection` of what the sysctl counts (a process per connection: kernel.pid_max). Not a
+ * failure of the model: --list --json reports the limit with its current value, the bench marks
+ * the cells beyond it with the sysctl's name, and docs/c100k.md says how to lift it. */
+struct server_kernel_limit {
+    const char *sysctl;      /* e.g. "kernel.pid_max", as sysctl(8) names it */
+    unsigned per_connection; /* units of it each connection takes */
+    const char *why;         /* e.g. "a process per connection" */
+};
+#define SERVER_KERNEL_LIMITS 3
+
 struct server_model {
     const char *name;
     const char *summary; /* one line for --list */
@@ -115,6 +127,8 @@ struct server_model {
     /* The most connections the model can hold at once by construction (select: FD_SETSIZE),
      * or 0 for no limit of its own; shown by --list, respected by the tests and the bench. */
     unsigned max_connections;
+    /* The kernel limits that cap its connections (a NULL sysctl ends the list). */
+    struct server_kernel_limit kernel_limits[SERVER_KERNEL_LIMITS];
     /* The model opens one listener per thread with server_listen_again(): the harness then
      * creates the listener with SO_REUSEPORT (after checking that no one else holds the port,
      * so that "port in use" is still an error and never a silent sharing). */

@@ -107,5 +107,10 @@ const struct server_model model_thread = {
     .name = "thread",
     .summary = "a new thread per connection, blocking I/O",
     .kind = MODEL_THREADS,
+    /* Every thread takes an id from the pid space, counts against threads-max, and maps its
+     * stack as two areas (the stack and its guard page). */
+    .kernel_limits = {{"kernel.pid_max", 1, "a thread (and its id) per connection"},
+                      {"kernel.threads-max", 1, "a thread per connection"},
+                      {"vm.max_map_count", 2, "a stack and its guard page per connection"}},
     .run = thread_run,
 };

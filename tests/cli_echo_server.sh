@@ -32,7 +32,7 @@ expect_usage_error() { # expected words in the message, then the arguments
 # Help, list and version.
 "$server" --help >"$tmp/help"
 check "--help exits 0" $?
-for opt in --model --host --port --threads --backlog --stack-size --msg-size --work-us \
+for opt in --model --host --port --threads --backlog --stack-size --max-fds --msg-size --work-us \
            --sleep-us --list --help --version; do
     check "--help documents $opt" "$(grep -q -- "$opt" "$tmp/help"; echo $?)"
 done
@@ -56,6 +56,7 @@ expect_usage_error "does not take --threads" --model fork --threads 2
 expect_usage_error "need --msg-size" --model thread --work-us 10
 expect_usage_error "--msg-size" --model thread --msg-size 0
 expect_usage_error "--stack-size" --model thread --stack-size 1k
+expect_usage_error "--max-fds" --model thread --max-fds 5
 expect_usage_error "--backlog" --model thread --backlog 0
 expect_usage_error "unknown option '--bogus'" --model thread --bogus
 expect_usage_error "needs a value" --model thread --port
@@ -78,7 +79,7 @@ assert [m["name"] for m in doc["models"]] == names, "not the models of --list"
 for m in doc["models"]:
     assert set(m) >= {"name", "summary", "kind", "threads_meaning",
                       "serves_one_connection_per_thread", "default_threads",
-                      "max_connections", "listener_per_thread"}, m
+                      "max_connections", "listener_per_thread", "kernel_limits"}, m
     assert m["kind"] in ("iterative", "processes", "threads", "event-loop", "hybrid"), m
     assert m["serves_one_connection_per_thread"] == (m["default_threads"] is not None), m
 PY
