@@ -381,6 +381,32 @@ def case_units(build):
         except RuntimeError as e:
             check("version" in str(e), f"the error names the version: {e}")
 
+    # A cell that completed no request is not "ok", and the report survives a zero.
+    from echobench.report import findings
+    from echobench.runner import cell_problems
+    zero = Cell("work", "stuck", 4, work_us=20)
+    r0 = {"requests": 0, "requests_per_sec": 0.0, "errors_total": 0, "mismatches": 0,
+          "connections_open": 4}
+    r0.update({f"errors_{k}": 0 for k in ("connect", "reset", "eof", "timeout", "mismatch",
+                                          "other")})
+    check(cell_problems(zero, r0, 0) == ["no request completed in the window"],
+          f"zero requests is a problem: {cell_problems(zero, r0, 0)}")
+    check(cell_problems(Cell("idle", "stuck", 4, idle=True), r0, 0) == [],
+          "an idle cell sends no request by design")
+    cells = []
+    for model, rps in (("fast", 1000.0), ("stuck", 0.0)):
+        for scen, kw in (("connections", {}), ("churn", {"reconnect": 1}),
+                         ("work", {"work_us": 20})):
+            c = Cell(scen, model, 4, **kw)
+            c.status, c.result = "errors" if not rps else "ok", {"requests_per_sec": rps}
+            cells.append(c)
+    try:
+        text = " ".join(findings(cells, ["fast", "stuck"], 1000.0))
+        check("stuck" in text and "none" in text,
+              f"findings name the model that served none: {text}")
+    except ZeroDivisionError as e:
+        check(False, f"findings with a model at 0 requests/s: {e!r}")
+
 
 def case_stats(build):
     """Run order, the summary's intervals and the stall columns: no server needed."""

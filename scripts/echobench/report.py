@@ -58,6 +58,13 @@ def _extremes(cells, metric, scenario, setting, higher_is_better=True):
     return best, vals[best], worst, vals[worst]
 
 
+def _times(best, worst, worst_model):
+    """'3.2x WORST (1,234)', or 'while WORST completed none' when its value is 0."""
+    if not worst:
+        return f"while {worst_model} completed none"
+    return f"{best / worst:.1f}x {worst_model} ({_n(worst)})"
+
+
 def findings(cells, models, threshold_us):
     """Sentences computed from the data, strongest comparisons first."""
     out = []
@@ -66,11 +73,12 @@ def findings(cells, models, threshold_us):
         e = _extremes(cells, "requests_per_sec", "connections", f"c={c}")
         if e:
             out.append(f"At {c:,} connections, {e[0]} served {_n(e[1])} requests/s: "
-                       f"{e[1] / e[3]:.1f}x the rate of {e[2]} ({_n(e[3])}).")
+                       + (f"{e[1] / e[3]:.1f}x the rate of {e[2]} ({_n(e[3])})." if e[3] else
+                          f"{e[2]} completed none."))
             break
     for c in conns[len(conns) // 2:]:
         e = _extremes(cells, "server_cpu_us_per_request", "connections", f"c={c}", False)
-        if e:
+        if e and e[1]:
             out.append(f"Server CPU per request at {c:,} connections: {e[0]} {e[1]:.2f} us, "
                        f"{e[2]} {e[3]:.2f} us ({e[3] / e[1]:.1f}x).")
             break
@@ -90,7 +98,7 @@ def findings(cells, models, threshold_us):
     e = _extremes(cells, "requests_per_sec", "churn", None)
     if e:
         out.append(f"Connection churn: {e[0]} accepted {_n(e[1])} connections/s, "
-                   f"{e[1] / e[3]:.1f}x {e[2]} ({_n(e[3])}).")
+                   f"{_times(e[1], e[3], e[2])}.")
     sizes = _settings(cells, "size", "size")
     e = sizes and _extremes(cells, "mb_per_sec", "size", f"size={sizes[-1]}")
     if e:
@@ -101,7 +109,7 @@ def findings(cells, models, threshold_us):
         if e:
             what = "CPU work" if setting.startswith("work") else "blocking wait"
             out.append(f"With {setting.split('=')[1]} of {what} per message, {e[0]} served "
-                       f"{_n(e[1])} requests/s, {e[1] / e[3]:.1f}x {e[2]} ({_n(e[3])}).")
+                       f"{_n(e[1])} requests/s, {_times(e[1], e[3], e[2])}.")
     counts = _settings(cells, "idle", "connections")
     e = counts and _extremes(cells, "memory_per_connection_bytes", "idle",
                              f"idle={counts[-1]}", False)

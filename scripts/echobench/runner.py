@@ -182,14 +182,22 @@ def run_cell(cell, model, bench):
         # summing RSS would count them once per child.
         r["memory_per_connection_bytes"] = (sampler.pss_peak - pss_base) * 1024 / cell.connections
     cell.result = r
+    problems = cell_problems(cell, r, exit_status)
+    cell.status = "errors" if problems else "ok"
+    cell.reason = "; ".join(problems)
+
+
+def cell_problems(cell, r, exit_status):
+    """What makes a measured cell's status `errors` rather than `ok`, one phrase each."""
     problems = []
     if r["errors_total"] or r["mismatches"]:
         kinds = [f"{k} {r['errors_' + k]}" for k in
                  ("connect", "reset", "eof", "timeout", "mismatch", "other") if r["errors_" + k]]
         problems.append("errors: " + ", ".join(kinds))
+    if not cell.idle and not r["requests"]:
+        problems.append("no request completed in the window")
     if cell.idle and r["connections_open"] < cell.connections:
         problems.append(f"only {r['connections_open']} of {cell.connections} connections held")
     if exit_status != 0:
         problems.append(f"server exit status {exit_status} at stop")
-    cell.status = "errors" if problems else "ok"
-    cell.reason = "; ".join(problems)
+    return problems
