@@ -287,13 +287,27 @@ def case_cli(build):
     quick = ["--build", build, "--servers", "epoll", "--connections", "1", "--pipelines", "1",
              "--repeat", "1", "--duration", "1s", "--warmup", "0"]
     for args, words in [(["--size", "4kb"], "--size"), (["--connections", "x"], "--connections"),
-                        (["--pipelines", "1,"], "--pipelines"), (["--duration", "0"], "--duration")]:
+                        (["--pipelines", "1,"], "--pipelines"), (["--duration", "0"], "--duration"),
+                        (["--server-cpu", missing], "--server-cpu"),
+                        (["--loadgen-cpu", "x"], "--loadgen-cpu")]:
         r = subprocess.run([os.path.join(ROOT, "bench", "cpu-per-request")] + quick + args,
                            capture_output=True, text=True, timeout=60)
         lines = r.stderr.strip().splitlines()
         check(r.returncode == 2 and len(lines) == 1 and words in r.stderr,
               f"cpu-per-request {' '.join(args)}: exit 2 with one line naming {words} "
               f"(got {r.returncode}: {lines[-3:]})")
+
+    small = {"event-loop-scale": ["--connections", "2", "--duration", "1s"],
+             "loadgen-floor": ["--repeat", "1", "--duration", "1"]}
+    for script, args in [("event-loop-scale", ["--server-cpu", missing]),
+                         ("loadgen-floor", ["--client-cpu", missing])]:
+        r = subprocess.run([os.path.join(ROOT, "bench", script), "--build", build,
+                            "--models", "epoll"] + small[script] + args,
+                           capture_output=True, text=True, timeout=60)
+        lines = r.stderr.strip().splitlines()
+        check(r.returncode == 2 and len(lines) == 1 and args[0] in r.stderr,
+              f"{script} {' '.join(args)}: exit 2 with one line (got {r.returncode}: "
+              f"{lines[-3:]})")
 
     r = subprocess.run([os.path.join(ROOT, "scripts", "compare"), "/nonexistent", "/x"],
                        capture_output=True, text=True)

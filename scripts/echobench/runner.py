@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from .processes import Server, ServerError, TreeSampler, run_loadgen
 from .scenarios import Settings
+from .units import parse_cpu_list
 
 LOADGEN_TIMEOUT = "2s"   # no echo for this long: the connection is counted as timed out
 IDLE_TIMEOUT = "15s"     # idle cells: time to establish every connection (fork forks each)
@@ -33,17 +34,19 @@ class Placement:
                          "server's figures include the load generator's interference")
 
     @staticmethod
-    def given(server_text, server_cpus, loadgen_text, loadgen_cpus):
-        """The placement of --server-cpus / --loadgen-cpus (text as given, and the CPUs it
-        lists), and the warnings it deserves. The load generator busy-polls on CPUs of its own,
-        never on the server's."""
-        shared = sorted(set(server_cpus or []) & set(loadgen_cpus or []))
+    def given(server_text, loadgen_text):
+        """The placement of --server-cpus / --loadgen-cpus (CPU lists, or None), and the
+        warnings it deserves. The load generator busy-polls on CPUs of its own, never on the
+        server's."""
+        server_cpus = parse_cpu_list(server_text) if server_text else []
+        loadgen_cpus = parse_cpu_list(loadgen_text) if loadgen_text else []
+        shared = sorted(set(server_cpus) & set(loadgen_cpus))
         warnings = []
         if shared:
             warnings.append(f"the server and the load generator share CPU(s) "
                             f"{','.join(map(str, shared))}: the server's figures include the "
                             "load generator's interference (and it will not busy-poll)")
-        return Placement(server_text, loadgen_text, len(loadgen_cpus or [1]),
+        return Placement(server_text, loadgen_text, len(loadgen_cpus) or 1,
                          bool(loadgen_cpus) and not shared,
                          f"server on CPUs {server_text or 'any'}, load generator on "
                          f"{loadgen_text or 'any'}"), warnings

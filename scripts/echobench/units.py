@@ -7,6 +7,7 @@ parse_duration (a bare number is seconds), CPU lists parse_cpu_list ("0", "0,2",
 Each parser returns the value or raises ValueError with a sentence that says what was expected.
 """
 
+import os
 import re
 
 _BYTE_UNITS = {"": 1, "B": 1, "k": 1 << 10, "K": 1 << 10, "KiB": 1 << 10,
@@ -68,6 +69,18 @@ def parse_cpu_list(text):
             raise ValueError(f"'{text}' is not a CPU list such as 0, 0,2 or 0-3")
         cpus += [c for c in range(lo, hi + 1) if c not in cpus]
     return cpus
+
+
+def parse_available_cpus(text):
+    """A CPU list (parse_cpu_list) whose every CPU exists and is one this process may run on
+    (its affinity: taskset, cgroups), as the text taskset and loadgen --cpus take."""
+    cpus = parse_cpu_list(text)
+    available = os.sched_getaffinity(0)
+    missing = [c for c in cpus if c not in available]
+    if missing:
+        raise ValueError(f"CPU {missing[0]} does not exist or is not available (this process "
+                         f"may run on CPUs {','.join(map(str, sorted(available)))})")
+    return text
 
 
 def split_names(text, what):
