@@ -117,6 +117,8 @@ def case_smoke(build):
             check(f"(plots/{plot}.png)" in report, f"the report shows the {plot} plot")
             png = os.path.join(run, "plots", plot + ".png")
             check(os.path.exists(png) and os.path.getsize(png) > 1000, f"{plot}.png drawn")
+        check("0.3 s measured per cell (idle cells 0.5 s)" in report,
+              "the report gives the windows the cells had (the tiny profile's idle cells: 0.5 s)")
         check("## Findings" in report and "x the rate of" in report,
               "the report has findings computed from the data")
         check(len(os.listdir(os.path.join(run, "hgrm"))) > 0, "hgrm files are written")

@@ -152,9 +152,19 @@ def summary_table(cells, models, threshold_us):
     return rows
 
 
+def windows(meta):
+    """'1.0 s measured per cell (latency cells 3.0 s, idle cells 3.0 s)': the windows the cells
+    of the run's scenarios had, where they differ from the others'."""
+    settings, scenarios = meta.get("settings", {}), meta.get("scenarios", [])
+    other = [f"{scen} cells {settings[key]} s" for scen, key in
+             (("latency", "latency_duration"), ("idle", "idle_duration"))
+             if scen in scenarios and settings.get(key) not in (None, meta["duration"])]
+    return f"{meta['duration']} s measured per cell" + (f" ({', '.join(other)})" if other else "")
+
+
 def write_report(run_dir, meta, env, cells, models, plots, threshold_us):
     lines = [f"# echobench run {meta['run_id']}", ""]
-    lines += [f"Profile `{meta['profile']}`, {meta['duration']} s measured per cell after "
+    lines += [f"Profile `{meta['profile']}`, {windows(meta)} after "
               f"{meta['warmup']} s of warm-up, {meta['repeat']} repeat(s)"
               + (f", cells in a shuffled order (seed {meta['seed']})" if "seed" in meta else "")
               + f". Command: `{meta['command']}`", ""]
