@@ -285,6 +285,19 @@ def case_cli(build):
                 os.unlink(latest)
                 os.symlink(before, latest)
 
+    # An echo-server whose model list cannot be read: one line, exit status 1.
+    with tempfile.TemporaryDirectory() as fake:
+        os.makedirs(os.path.join(fake, "loadgen"))
+        os.symlink(os.path.join(build, "loadgen", "loadgen"),
+                   os.path.join(fake, "loadgen", "loadgen"))
+        os.makedirs(os.path.join(fake, "servers"))
+        fake_echo_server(os.path.join(fake, "servers"),
+                         "echo '{\"version\": 99, \"models\": []}'")
+        r = bench(fake, os.path.join(fake, "run"), "--models", "epoll")
+        lines = r.stderr.strip().splitlines()
+        check(r.returncode == 1 and len(lines) == 1 and "version 99" in r.stderr,
+              f"an unreadable model list: one line, exit 1 (got {r.returncode}: {lines[-2:]})")
+
     # The measurements in bench/ read sizes, counts and durations by the same rules.
     quick = ["--build", build, "--servers", "epoll", "--connections", "1", "--pipelines", "1",
              "--repeat", "1", "--duration", "1s", "--warmup", "0"]

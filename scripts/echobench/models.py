@@ -89,5 +89,8 @@ def list_models(echo_server):
     out = subprocess.run([echo_server, "--json", "--list"], capture_output=True, text=True)
     if out.returncode == 0:
         return parse_list_json(out.stdout)
-    out = subprocess.run([echo_server, "--list"], capture_output=True, text=True, check=True)
+    out = subprocess.run([echo_server, "--list"], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"echo-server --list failed: "
+                           f"{(out.stderr.strip().splitlines() or ['no output'])[-1]}")
     return parse_list_text(out.stdout)
