@@ -295,10 +295,9 @@ static bool supervise(struct lg_shared *sh, uint64_t t0)
     sigaddset(&set, SIGTERM);
     bool interrupted = false;
     uint64_t next_interval = cfg->interval_ns ? t0 + cfg->interval_ns : UINT64_MAX;
-    uint64_t window_end = t0 + cfg->warmup_ns + cfg->duration_ns;
     while (atomic_load(&sh->finished) < cfg->threads) {
         uint64_t now = clock_now_ns();
-        if (next_interval <= now && next_interval <= window_end) {
+        if (next_interval <= now && next_interval <= lg_shared_window(sh).stop) {
             print_interval(sh, next_interval, t0);
             next_interval += cfg->interval_ns;
             continue;
@@ -315,6 +314,7 @@ static bool supervise(struct lg_shared *sh, uint64_t t0)
             }
             interrupted = true;
             atomic_store(&sh->stop_at_ns, clock_now_ns());
+            lg_sampler_wake(sh); /* it reads the window's end now, not at the planned one */
         }
     }
     return interrupted;
@@ -358,7 +358,15 @@ int main(int argc, char **argv)
         pthread_cond_init(&interval.ready, NULL);
         sh.interval = &interval;
     }
-    pthread_barrier_init(&sh.ready, NULL, cfg.threads + 1);
+    /* The workers, the sampler and this thread start together. */
+    pthread_barrier_init(&sh.ready, NULL, cfg.threads + 2);
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&sh.wake, &monotonic);
+    pthread_condattr_destroy(&monotonic);
+    pthread_mutex_init(&sh.wake_lock, NULL);
+    struct lg_sampler sampler = {.shared = &sh};
 
     /* Ctrl-C is taken by this thread (sigtimedwait); workers inherit the blocked mask. */
     sigset_t block;
@@ -368,7 +376,6 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &block, NULL);
 
     unsigned next_conn = 0;
-    unsigned started = 0;
     for (unsigned i = 0; i < cfg.threads; i++) {
         struct lg_worker *w = &workers[i];
         w->index = i;
@@ -380,12 +387,12 @@ int main(int argc, char **argv)
         if (lg_result_init(&w->result) < 0)
             goto nomem;
     }
-    for (; started < cfg.threads; started++) {
-        err = pthread_create(&workers[started].tid, NULL, lg_worker_main, &workers[started]);
-        if (err != 0) {
-            fprintf(stderr, "%s: cannot start thread: %s\n", cli_prog, strerror(err));
-            return 1; /* the threads already started are parked at the barrier; exit ends them */
-        }
+    err = pthread_create(&sampler.tid, NULL, lg_sampler_main, &sampler);
+    for (unsigned i = 0; err == 0 && i < cfg.threads; i++)
+        err = pthread_create(&workers[i].tid, NULL, lg_worker_main, &workers[i]);
+    if (err != 0) {
+        fprintf(stderr, "%s: cannot start thread: %s\n", cli_prog, strerror(err));
+        return 1; /* the threads already started are parked at the barrier; exit ends them */
     }
 
     pthread_barrier_wait(&sh.ready); /* every worker has connected */
@@ -411,12 +418,10 @@ int main(int argc, char **argv)
         per_thread[i] = workers[i].result;
     }
     run.per_thread = per_thread;
-    uint64_t stop_at = atomic_load(&sh.stop_at_ns);
-    uint64_t window_start = t0 + cfg.warmup_ns;
-    uint64_t window_end = window_start + cfg.duration_ns;
-    if (stop_at < window_end)
-        window_end = stop_at > window_start ? stop_at : window_start;
-    run.window_ns = window_end - window_start;
+    pthread_join(sampler.tid, NULL);
+    run.window = lg_shared_window(&sh);
+    run.window_ns = run.window.end - run.window.start;
+    lg_sampler_result(&sampler, &run);
     lg_assess_saturation(&run);
 
     if (!cfg.quiet)

@@ -80,10 +80,6 @@ struct lg_result {
     uint64_t cpu_ns;          /* the worker thread's CPU time inside the window */
     uint64_t idle_ns;         /* time inside the window spent waiting for something to do */
     int cpu;                  /* the CPU it was pinned to, or -1 */
-    /* --server-pid: CPU time of the server's process tree inside the window (worker 0 reads
-     * it at both edges); server_cpu_ok is false if it could not be read. */
-    uint64_t server_cpu_ns;
-    bool server_cpu_ok;
 };
 
 int lg_result_init(struct lg_result *r);
@@ -101,6 +97,58 @@ struct lg_interval {
     struct hist latency;
 };
 
+/*
+ * The timeline of a run, computed in one place (lg_window_of) for the workers, the sampler
+ * and the report. The window is [start, end); the load stops at `stop`: the planned end, or
+ * Ctrl-C, which may come during the warm-up - then stop < start and the window is empty
+ * (end == start).
+ */
+struct lg_window {
+    uint64_t t0;    /* the load starts: warm-up */
+    uint64_t start; /* t0 + warm-up */
+    uint64_t end;   /* start + duration, or the Ctrl-C time if earlier; never before start */
+    uint64_t stop;  /* no new messages from here on */
+};
+
+/* The phases of a run. The clock (lg_window_phase) says WARMUP, MEASURE or DRAIN; a worker
+ * also has SETUP before t0 and DONE once the drain is over. */
+enum lg_phase { LG_SETUP, LG_WARMUP, LG_MEASURE, LG_DRAIN, LG_DONE };
+
+/* stop_at: the Ctrl-C time, UINT64_MAX if none. */
+static inline struct lg_window lg_window_of(uint64_t t0, uint64_t warmup_ns, uint64_t duration_ns,
+                                            uint64_t stop_at)
+{
+    struct lg_window w = {.t0 = t0, .start = t0 + warmup_ns};
+    w.end = w.stop = w.start + duration_ns;
+    if (stop_at < w.stop) {
+        w.stop = stop_at;
+        w.end = stop_at > w.start ? stop_at : w.start;
+    }
+    return w;
+}
+
+static inline bool lg_in_window(const struct lg_window *w, uint64_t t)
+{
+    return t >= w->start && t < w->end;
+}
+
+static inline enum lg_phase lg_window_phase(const struct lg_window *w, uint64_t now)
+{
+    return now >= w->stop ? LG_DRAIN : now >= w->start ? LG_MEASURE : LG_WARMUP;
+}
+
+/* When the clock's phase next changes (UINT64_MAX once the load has stopped). */
+static inline uint64_t lg_window_next_edge(const struct lg_window *w, uint64_t now)
+{
+    return now < w->start && w->start < w->stop ? w->start : now < w->stop ? w->stop : UINT64_MAX;
+}
+
+/* What the sampler thread reads at the edges of the window, off the workers' loops. */
+struct lg_sample {
+    bool server_cpu_ok;    /* --server-pid: the server tree's CPU time could be read */
+    uint64_t server_cpu_ns;
+};
+
 /* Everything the workers share, read-only once the load starts (except the atomics). */
 struct lg_shared {
     const struct lg_config *cfg;
@@ -110,7 +158,17 @@ struct lg_shared {
     _Atomic uint64_t stop_at_ns; /* Ctrl-C: the window ends here (UINT64_MAX otherwise) */
     _Atomic unsigned finished;   /* workers that have returned */
     struct lg_interval *interval; /* NULL without --interval */
+    /* The sampler sleeps on `wake` until an edge of the window; main signals it at Ctrl-C. */
+    pthread_mutex_t wake_lock;
+    pthread_cond_t wake;          /* on CLOCK_MONOTONIC */
 };
+
+/* The window for this run so far (the Ctrl-C time read now). */
+static inline struct lg_window lg_shared_window(struct lg_shared *sh)
+{
+    return lg_window_of(atomic_load(&sh->start_ns), sh->cfg->warmup_ns, sh->cfg->duration_ns,
+                        atomic_load_explicit(&sh->stop_at_ns, memory_order_relaxed));
+}
 
 /* The byte stream of every connection is this pattern (random bytes, a prime length so that
  * the period never lines up with message sizes) starting at an offset derived from the
@@ -131,12 +189,33 @@ struct lg_worker {
 /* The worker thread: connects, waits at the start barrier, runs the load, drains, returns. */
 void *lg_worker_main(void *arg);
 
+/* The sampler thread (arg: struct lg_sampler): waits at the start barrier with the workers,
+ * then reads the server's CPU time at the start of the window and at its end (or at Ctrl-C),
+ * on no worker's CPU. */
+struct lg_sampler {
+    struct lg_shared *shared;
+    struct lg_sample at_start, at_end;
+    bool sampled;   /* both edges were read: the window was not empty */
+    pthread_t tid;
+};
+void *lg_sampler_main(void *arg);
+
+/* Wakes the sampler early (main calls it after setting stop_at_ns). */
+void lg_sampler_wake(struct lg_shared *sh);
+
+struct lg_run;
+/* Fills in the run's server CPU figures from the two samples. */
+void lg_sampler_result(const struct lg_sampler *sp, struct lg_run *run);
+
 /* The measured run, merged: what the reports print. */
 struct lg_run {
     const struct lg_config *cfg;
     struct lg_result total;
     struct lg_result *per_thread; /* cfg->threads entries */
+    struct lg_window window;
     uint64_t window_ns;           /* the measurement window actually run */
+    bool server_cpu_ok;           /* --server-pid: read at both edges */
+    uint64_t server_cpu_ns;       /* the server tree's CPU time in the window */
     bool interrupted;             /* Ctrl-C ended it early */
     bool saturated;
     double max_busy;              /* busiest thread (or pinned CPU): share of the window spent

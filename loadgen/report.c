@@ -54,8 +54,6 @@ void lg_result_add(struct lg_result *dst, const struct lg_result *src)
     dst->open_at_end += src->open_at_end;
     dst->cpu_ns += src->cpu_ns;
     dst->idle_ns += src->idle_ns;
-    dst->server_cpu_ns += src->server_cpu_ns;
-    dst->server_cpu_ok |= src->server_cpu_ok;
     hist_add(&dst->latency, &src->latency);
     hist_add(&dst->connect_latency, &src->connect_latency);
 }
@@ -73,9 +71,21 @@ static double seconds(uint64_t ns)
     return (double)ns / 1e9;
 }
 
+/* Every ratio goes through these three: an empty window (Ctrl-C in the warm-up) or no
+ * request gives 0, never inf or nan. */
 static double per_second(uint64_t count, uint64_t window_ns)
 {
     return window_ns ? (double)count / seconds(window_ns) : 0;
+}
+
+static double share(uint64_t part_ns, uint64_t window_ns)
+{
+    return window_ns ? (double)part_ns / (double)window_ns : 0;
+}
+
+static double per_request_us(uint64_t ns, uint64_t requests)
+{
+    return requests ? (double)ns / 1e3 / (double)requests : 0;
 }
 
 /* The share of the window a thread spent working rather than waiting for events or for the
@@ -134,7 +144,7 @@ static void for_each_warning(const struct lg_run *run, void (*emit)(void *, cons
                  "window (add threads or CPUs with -t/--cpus)", 100 * run->max_busy);
         emit(arg, line);
     }
-    if (run->cfg->rate > 0 && achieved_ratio(run) < RATE_SHORTFALL) {
+    if (run->cfg->rate > 0 && run->window_ns > 0 && achieved_ratio(run) < RATE_SHORTFALL) {
         snprintf(line, sizeof line,
                  "achieved %.1f%% of the requested rate (%.0f of %.0f msg/s)",
                  100 * achieved_ratio(run), per_second(t->requests, run->window_ns),
@@ -153,7 +163,7 @@ static void for_each_warning(const struct lg_run *run, void (*emit)(void *, cons
                  t->latency.clamped);
         emit(arg, line);
     }
-    if (run->cfg->server_pid && !t->server_cpu_ok && run->window_ns > 0) {
+    if (run->cfg->server_pid && !run->server_cpu_ok && run->window_ns > 0) {
         snprintf(line, sizeof line, "could not read the CPU time of server process %ld",
                  (long)run->cfg->server_pid);
         emit(arg, line);
@@ -236,11 +246,10 @@ void lg_print_summary(const struct lg_run *run, FILE *out)
         }
     if (t->mismatched_bytes)
         fprintf(out, " (%" PRIu64 " bytes differed)", t->mismatched_bytes);
-    fprintf(out, "\n  loadgen      %.2f us CPU per request; ",
-            t->requests ? (double)t->cpu_ns / 1e3 / (double)t->requests : 0);
+    fprintf(out, "\n  loadgen      %.2f us CPU per request; ", per_request_us(t->cpu_ns, t->requests));
     for (unsigned i = 0; i < cfg->threads; i++) {
         const struct lg_result *r = &run->per_thread[i];
-        double util = run->window_ns ? (double)r->cpu_ns / (double)run->window_ns : 0;
+        double util = share(r->cpu_ns, run->window_ns);
         fprintf(out, "%sthread %u: %.0f%% CPU, %.0f%% busy", i ? "; " : "", i, 100 * util,
                 100 * busy_fraction(run, r));
         if (r->cpu >= 0)
@@ -248,10 +257,10 @@ void lg_print_summary(const struct lg_run *run, FILE *out)
     }
     fprintf(out, "%s\n", run->saturated ? ": SATURATED, results limited by the load generator"
                                         : ": not saturated");
-    if (cfg->server_pid && t->server_cpu_ok)
+    if (cfg->server_pid && run->server_cpu_ok)
         fprintf(out, "  server CPU   %.2f s (%.0f%% of one CPU), %.2f us per request\n",
-                seconds(t->server_cpu_ns), 100.0 * (double)t->server_cpu_ns / (double)run->window_ns,
-                t->requests ? (double)t->server_cpu_ns / 1e3 / (double)t->requests : 0);
+                seconds(run->server_cpu_ns), 100 * share(run->server_cpu_ns, run->window_ns),
+                per_request_us(run->server_cpu_ns, t->requests));
 }
 
 /* --- JSON ------------------------------------------------------------------------------------ */
@@ -366,8 +375,7 @@ int lg_write_json(const struct lg_run *run, const char *path)
     }
     json_object_begin(&j, "loadgen_cpu");
     json_double(&j, "total_seconds", seconds(t->cpu_ns));
-    json_double(&j, "us_per_request",
-                t->requests ? (double)t->cpu_ns / 1e3 / (double)t->requests : 0);
+    json_double(&j, "us_per_request", per_request_us(t->cpu_ns, t->requests));
     json_double(&j, "max_busy", run->max_busy);
     json_bool(&j, "busy_poll", cfg->busy_poll);
     json_array_begin(&j, "threads");
@@ -380,21 +388,19 @@ int lg_write_json(const struct lg_run *run, const char *path)
         else
             json_null(&j, "cpu");
         json_double(&j, "cpu_seconds", seconds(r->cpu_ns));
-        json_double(&j, "cpu_utilization",
-                    run->window_ns ? (double)r->cpu_ns / (double)run->window_ns : 0);
+        json_double(&j, "cpu_utilization", share(r->cpu_ns, run->window_ns));
         json_double(&j, "busy", busy_fraction(run, r));
         json_object_end(&j);
     }
     json_array_end(&j);
     json_object_end(&j);
     json_bool(&j, "saturated", run->saturated);
-    if (cfg->server_pid && t->server_cpu_ok) {
+    if (cfg->server_pid && run->server_cpu_ok) {
         json_object_begin(&j, "server_cpu");
         json_int(&j, "pid", cfg->server_pid);
-        json_double(&j, "seconds", seconds(t->server_cpu_ns));
-        json_double(&j, "utilization", (double)t->server_cpu_ns / (double)run->window_ns);
-        json_double(&j, "us_per_request",
-                    t->requests ? (double)t->server_cpu_ns / 1e3 / (double)t->requests : 0);
+        json_double(&j, "seconds", seconds(run->server_cpu_ns));
+        json_double(&j, "utilization", share(run->server_cpu_ns, run->window_ns));
+        json_double(&j, "us_per_request", per_request_us(run->server_cpu_ns, t->requests));
         json_object_end(&j);
     } else {
         json_null(&j, "server_cpu");

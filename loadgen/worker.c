@@ -25,8 +25,8 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "list.h"
 #include "loadgen.h"
-#include "procstat.h"
 
 #define RX_BUF_SIZE 65536
 #define MAX_EVENTS 256
@@ -35,13 +35,11 @@
 #define LATE_NS NS_PER_MS               /* open loop: sent this much after its time = late */
 
 enum conn_state { CONN_IDLE, CONN_CONNECTING, CONN_OPEN };
-enum phase { PHASE_SETUP, PHASE_WARMUP, PHASE_MEASURE, PHASE_DRAIN, PHASE_DONE };
 
 struct conn {
     int fd;
     uint8_t state;
     bool want_out;          /* EPOLLOUT is registered: the socket buffer was full */
-    bool in_room_list;
     uint32_t id;            /* connection number, for its pattern offset */
     uint32_t streams;       /* connections made so far on this slot */
     uint32_t in_flight;     /* messages sent (or being sent) whose echo is incomplete */
@@ -55,7 +53,7 @@ struct conn {
     uint64_t last_progress; /* when the connection last had reason to expect nothing more */
     uint64_t connect_start;
     uint64_t retry_at;
-    struct conn *room_prev, *room_next;
+    struct list room_link;  /* in worker.room while it has room (open loop); list_linked() */
 };
 
 struct worker {
@@ -67,10 +65,9 @@ struct worker {
     struct conn *conns;
     uint64_t *starts_block;
     uint8_t *rx;
-    enum phase phase;
-    uint64_t t0, window_start, window_end, drain_end, next_tick, cpu_at_start;
-    uint64_t server_cpu_at_start;
-    bool server_cpu_started;     /* server_cpu_at_start holds a reading (0 is a valid one) */
+    enum lg_phase phase;
+    struct lg_window win;   /* re-read every turn of the loop: Ctrl-C moves its end */
+    uint64_t drain_end, next_tick, cpu_at_start;
     uint64_t outstanding;   /* messages issued or queued and not completed */
     bool open_loop;
     /* open loop */
@@ -80,7 +77,7 @@ struct worker {
     uint64_t rng;
     uint64_t *queue;        /* due messages waiting for room: their scheduled times */
     size_t queue_cap, queue_head, queue_len;
-    struct conn room;       /* list head: open connections with room for a message */
+    struct list room;       /* open connections with room for a message, round robin */
     /* --interval */
     struct hist ihist;
     uint64_t ireqs, iindex, next_interval;
@@ -88,7 +85,7 @@ struct worker {
 
 static inline bool in_window(const struct worker *wk, uint64_t t)
 {
-    return t >= wk->window_start && t < wk->window_end;
+    return lg_in_window(&wk->win, t);
 }
 
 static void count_error(struct worker *wk, enum lg_error kind)
@@ -96,26 +93,11 @@ static void count_error(struct worker *wk, enum lg_error kind)
     wk->res->errors[kind]++;
 }
 
-/* --- the room list (open loop) --------------------------------------------------------------- */
-
-static void room_remove(struct conn *c)
-{
-    if (!c->in_room_list)
-        return;
-    c->room_prev->room_next = c->room_next;
-    c->room_next->room_prev = c->room_prev;
-    c->in_room_list = false;
-}
-
+/* Open loop: a connection with room joins the back of the room list (once). */
 static void room_append(struct worker *wk, struct conn *c)
 {
-    if (c->in_room_list)
-        return;
-    c->room_prev = wk->room.room_prev;
-    c->room_next = &wk->room;
-    wk->room.room_prev->room_next = c;
-    wk->room.room_prev = c;
-    c->in_room_list = true;
+    if (!list_linked(&c->room_link))
+        list_insert_tail(&wk->room, &c->room_link);
 }
 
 /* --- connections ------------------------------------------------------------------------------ */
@@ -157,7 +139,7 @@ static void conn_close(struct worker *wk, struct conn *c, uint64_t now, bool err
 {
     if (c->state == CONN_IDLE)
         return;
-    room_remove(c);
+    list_remove(&c->room_link);
     close(c->fd); /* also removes it from the epoll set */
     c->fd = -1;
     c->state = CONN_IDLE;
@@ -262,7 +244,7 @@ static uint32_t conn_room(const struct worker *wk, const struct conn *c)
 
 static bool issuing(const struct worker *wk)
 {
-    return wk->phase == PHASE_WARMUP || wk->phase == PHASE_MEASURE;
+    return wk->phase == LG_WARMUP || wk->phase == LG_MEASURE;
 }
 
 /* Whether connections carry messages at all (not with --idle). */
@@ -331,7 +313,7 @@ static void conn_established(struct worker *wk, struct conn *c, uint64_t now)
         fail_conn(wk, c, -errno, now);
         return;
     }
-    if (wk->phase == PHASE_SETUP)
+    if (wk->phase == LG_SETUP)
         return; /* messages start at t0 */
     if (wk->open_loop)
         open_loop_refill(wk, c, now);
@@ -468,7 +450,7 @@ static void advance_schedule(struct worker *wk)
         /* Computed from t0, not added up, so rounding never drifts the rate. */
         double offset = ((double)wk->w->index / wk->cfg->threads + (double)wk->scheduled_total)
                         * wk->mean_gap_ns;
-        wk->next_due = wk->t0 + (uint64_t)offset;
+        wk->next_due = wk->win.t0 + (uint64_t)offset;
     }
 }
 
@@ -494,16 +476,16 @@ static int queue_push(struct worker *wk, uint64_t due)
 /* Sends or queues every message whose time has come. */
 static int open_loop_dispatch(struct worker *wk, uint64_t now)
 {
-    while (wk->next_due <= now && wk->next_due < wk->window_end) {
+    while (wk->next_due <= now && wk->next_due < wk->win.stop) {
         uint64_t due = wk->next_due;
         advance_schedule(wk);
         if (in_window(wk, due))
             wk->res->scheduled++;
         wk->outstanding++;
-        struct conn *c = wk->room.room_next;
-        if (wk->queue_len == 0 && c != &wk->room) {
+        if (wk->queue_len == 0 && !list_empty(&wk->room)) {
+            struct conn *c = list_entry(list_first(&wk->room), struct conn, room_link);
             conn_issue(wk, c, due, now);
-            room_remove(c);
+            list_remove(&c->room_link);
             int err = conn_flush(wk, c);
             if (err < 0)
                 fail_conn(wk, c, err, now);
@@ -558,11 +540,11 @@ static void publish_interval(struct worker *wk)
 
 static void start_phase(struct worker *wk, uint64_t now)
 {
-    wk->phase = PHASE_WARMUP;
+    wk->phase = LG_WARMUP;
     if (wk->open_loop) {
         /* The first message: uniform schedules of the workers interleave evenly; a Poisson
          * schedule starts with a random gap like every other. */
-        wk->next_due = wk->t0;
+        wk->next_due = wk->win.t0;
         if (wk->cfg->arrival == ARRIVAL_UNIFORM)
             wk->next_due += (uint64_t)((double)wk->w->index / wk->cfg->threads * wk->mean_gap_ns);
         else
@@ -580,44 +562,28 @@ static void start_phase(struct worker *wk, uint64_t now)
     }
 }
 
-/* --server-pid: worker 0 reads the server tree's CPU time at the edges of the window. Off the
- * hot path: twice per run. */
-static bool sample_server_cpu(struct worker *wk, uint64_t *ns)
-{
-    if (!wk->cfg->server_pid || wk->w->index != 0)
-        return false;
-    return procstat_tree_cpu_ns(wk->cfg->server_pid, ns) == 0;
-}
-
+/* Moves the worker along the phases the clock gives (lg_window_phase), doing what each edge
+ * needs. A window that is empty (Ctrl-C in the warm-up) is skipped; one the loop overslept
+ * is entered and left in the same call. */
 static void update_phase(struct worker *wk, uint64_t now)
 {
-    uint64_t stop_at = atomic_load_explicit(&wk->w->shared->stop_at_ns, memory_order_relaxed);
-    if (stop_at < wk->window_end)
-        wk->window_end = stop_at > wk->window_start ? stop_at : wk->window_start;
-    if (wk->phase == PHASE_WARMUP && now >= wk->window_start) {
-        wk->phase = PHASE_MEASURE;
+    wk->win = lg_shared_window(wk->w->shared);
+    enum lg_phase clock = lg_window_phase(&wk->win, now);
+    if (wk->phase == LG_WARMUP && clock >= LG_MEASURE && wk->win.end > wk->win.start) {
+        wk->phase = LG_MEASURE;
         wk->cpu_at_start = clock_thread_cpu_ns();
-        wk->server_cpu_started = sample_server_cpu(wk, &wk->server_cpu_at_start);
     }
-    if (wk->phase == PHASE_MEASURE && now >= wk->window_end) {
-        wk->phase = PHASE_DRAIN;
+    if (wk->phase == LG_MEASURE && clock == LG_DRAIN) {
         for (unsigned i = 0; i < wk->w->nconns; i++)
             wk->res->open_at_end += wk->conns[i].state == CONN_OPEN;
         wk->res->cpu_ns = clock_thread_cpu_ns() - wk->cpu_at_start;
-        uint64_t server_end;
-        if (sample_server_cpu(wk, &server_end) && wk->server_cpu_started) {
-            /* A child reaped in between moves from its own clock (ns) to its parent's
-             * cutime (ticks): the sum may dip by less than a tick, never wrap. */
-            wk->res->server_cpu_ns = server_end > wk->server_cpu_at_start
-                                         ? server_end - wk->server_cpu_at_start : 0;
-            wk->res->server_cpu_ok = true;
-        }
+    }
+    if (wk->phase < LG_DRAIN && clock == LG_DRAIN) {
+        wk->phase = LG_DRAIN;
         wk->drain_end = now + wk->cfg->timeout_ns;
     }
-    if (wk->phase == PHASE_WARMUP && now >= wk->window_end)
-        wk->phase = PHASE_DRAIN, wk->drain_end = now + wk->cfg->timeout_ns;
-    if (wk->phase == PHASE_DRAIN && (wk->outstanding == 0 || now >= wk->drain_end))
-        wk->phase = PHASE_DONE;
+    if (wk->phase == LG_DRAIN && (wk->outstanding == 0 || now >= wk->drain_end))
+        wk->phase = LG_DONE;
 }
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
@@ -626,16 +592,14 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 }
 
 /* The next moment something is due: the loop sleeps until then unless a socket wakes it. */
-static uint64_t next_wakeup(const struct worker *wk)
+static uint64_t next_wakeup(const struct worker *wk, uint64_t now)
 {
     uint64_t t = wk->next_tick;
-    if (wk->phase == PHASE_WARMUP)
-        t = min_u64(t, wk->window_start);
-    if (wk->phase <= PHASE_MEASURE)
-        t = min_u64(t, wk->window_end);
-    if (wk->phase == PHASE_DRAIN)
+    if (wk->phase < LG_DRAIN)
+        t = min_u64(t, lg_window_next_edge(&wk->win, now));
+    if (wk->phase == LG_DRAIN)
         t = min_u64(t, wk->drain_end);
-    if (wk->open_loop && wk->next_due < wk->window_end && issuing(wk))
+    if (wk->open_loop && wk->next_due < wk->win.stop && issuing(wk))
         t = min_u64(t, wk->next_due);
     if (wk->cfg->interval_ns)
         t = min_u64(t, wk->next_interval);
@@ -659,7 +623,7 @@ static int wait_events(struct worker *wk, struct epoll_event *events, uint64_t u
         n = epoll_pwait2(wk->ep, events, MAX_EVENTS, &ts, NULL);
         now = clock_now_ns();
     }
-    if (wk->phase == PHASE_MEASURE)
+    if (wk->phase == LG_MEASURE)
         wk->res->idle_ns += now - start;
     if (n < 0 && errno == EINTR)
         return 0;
@@ -669,8 +633,8 @@ static int wait_events(struct worker *wk, struct epoll_event *events, uint64_t u
 static int run_loop(struct worker *wk)
 {
     struct epoll_event events[MAX_EVENTS];
-    while (wk->phase != PHASE_DONE) {
-        int n = wait_events(wk, events, next_wakeup(wk));
+    while (wk->phase != LG_DONE) {
+        int n = wait_events(wk, events, next_wakeup(wk, clock_now_ns()));
         if (n < 0)
             return n;
         for (int i = 0; i < n; i++)
@@ -688,7 +652,7 @@ static int run_loop(struct worker *wk)
         if (wk->cfg->interval_ns && now >= wk->next_interval) {
             publish_interval(wk);
             wk->iindex++;
-            wk->next_interval = wk->t0 + (wk->iindex + 1) * wk->cfg->interval_ns;
+            wk->next_interval = wk->win.t0 + (wk->iindex + 1) * wk->cfg->interval_ns;
         }
     }
     return 0;
@@ -721,7 +685,7 @@ static int worker_init(struct worker *wk, struct lg_worker *w)
     const struct lg_config *cfg = w->shared->cfg;
     *wk = (struct worker){.w = w, .cfg = cfg, .res = &w->result, .pattern = w->shared->pattern,
                           .ep = -1, .open_loop = cfg->rate > 0};
-    wk->room.room_next = wk->room.room_prev = &wk->room;
+    list_init(&wk->room);
     wk->rng = 0x853c49e6748fea9bull ^ ((uint64_t)w->index << 32 | 1);
     if (wk->open_loop)
         wk->mean_gap_ns = 1e9 / w->rate;
@@ -801,11 +765,9 @@ void *lg_worker_main(void *arg)
     pthread_barrier_wait(&sh->ready);
     pthread_barrier_wait(&sh->ready);
     if (err == 0) {
-        wk.t0 = atomic_load(&sh->start_ns);
-        wk.window_start = wk.t0 + cfg->warmup_ns;
-        wk.window_end = wk.window_start + cfg->duration_ns;
-        wk.next_tick = wk.t0 + TICK_NS;
-        wk.next_interval = wk.t0 + cfg->interval_ns;
+        wk.win = lg_shared_window(sh);
+        wk.next_tick = wk.win.t0 + TICK_NS;
+        wk.next_interval = wk.win.t0 + cfg->interval_ns;
         start_phase(&wk, clock_now_ns());
         update_phase(&wk, clock_now_ns());
         if ((err = run_loop(&wk)) < 0)
