@@ -253,14 +253,8 @@ def case_cli(build):
     # the last run that has data.
     with tempfile.TemporaryDirectory() as fake:
         real = os.path.join(build, "servers", "echo-server")
-        os.makedirs(os.path.join(fake, "servers"))
-        os.makedirs(os.path.join(fake, "loadgen"))
-        os.symlink(os.path.join(build, "loadgen", "loadgen"),
-                   os.path.join(fake, "loadgen", "loadgen"))
-        with open(os.path.join(fake, "servers", "echo-server"), "w") as f:
-            f.write(f'#!/bin/sh\ncase "$*" in *--list*) exec {real} "$@";; esac\n'
-                    'echo "echo-server: cannot listen: broken on purpose" >&2; exit 1\n')
-        os.chmod(os.path.join(fake, "servers", "echo-server"), 0o755)
+        fake_build(fake, build, f'case "$*" in *--list*) exec {real} "$@";; esac\n'
+                                'echo "echo-server: cannot listen: broken on purpose" >&2; exit 1')
         latest = os.path.join(ROOT, "results", "latest")
         before = os.readlink(latest) if os.path.islink(latest) else None
         run = os.path.join(ROOT, "results", f"bench-test-nodata-{os.getpid()}")
@@ -273,20 +267,16 @@ def case_cli(build):
             check(before == after, f"results/latest is not moved ({before} -> {after})")
         finally:
             shutil.rmtree(run, ignore_errors=True)
-            if before is None and os.path.islink(latest):
-                os.unlink(latest)
-            elif before is not None and os.readlink(latest) != before:
-                os.unlink(latest)
-                os.symlink(before, latest)
+            now = os.readlink(latest) if os.path.islink(latest) else None
+            if now != before:  # put results/latest back as it was
+                if now is not None:
+                    os.unlink(latest)
+                if before is not None:
+                    os.symlink(before, latest)
 
     # An echo-server whose model list cannot be read: one line, exit status 1.
     with tempfile.TemporaryDirectory() as fake:
-        os.makedirs(os.path.join(fake, "loadgen"))
-        os.symlink(os.path.join(build, "loadgen", "loadgen"),
-                   os.path.join(fake, "loadgen", "loadgen"))
-        os.makedirs(os.path.join(fake, "servers"))
-        fake_echo_server(os.path.join(fake, "servers"),
-                         "echo '{\"version\": 99, \"models\": []}'")
+        fake_build(fake, build, "echo '{\"version\": 99, \"models\": []}'")
         r = bench(fake, os.path.join(fake, "run"), "--models", "epoll")
         lines = r.stderr.strip().splitlines()
         check(r.returncode == 1 and len(lines) == 1 and "version 99" in r.stderr,
@@ -335,6 +325,15 @@ def fake_echo_server(folder, script):
         f.write("#!/bin/sh\n" + script + "\n")
     os.chmod(path, 0o755)
     return path
+
+
+def fake_build(folder, build, script):
+    """A build folder with a fake echo-server (the shell script) and the real loadgen."""
+    os.makedirs(os.path.join(folder, "servers"))
+    os.makedirs(os.path.join(folder, "loadgen"))
+    os.symlink(os.path.join(build, "loadgen", "loadgen"),
+               os.path.join(folder, "loadgen", "loadgen"))
+    return fake_echo_server(os.path.join(folder, "servers"), script)
 
 
 def case_units(build):
