@@ -403,6 +403,18 @@ def case_units(build):
         except RuntimeError as e:
             check("version" in str(e), f"the error names the version: {e}")
 
+    # Placement: CPUs that may be shared get a warning, and no busy-polling on them.
+    from echobench.runner import Placement
+    pl, warnings = Placement.given("0", "1")
+    check(not warnings and pl.busy_poll and pl.loadgen_threads == 1, f"0 / 1: {pl} {warnings}")
+    pl, warnings = Placement.given("0-1", "1")
+    check(warnings and "share" in warnings[0] and not pl.busy_poll, f"0-1 / 1: {pl} {warnings}")
+    pl, warnings = Placement.given(None, "1")
+    check(warnings and "not pinned" in warnings[0] and not pl.busy_poll,
+          f"an unpinned server may run on the load generator's CPU: {pl} {warnings}")
+    pl, warnings = Placement.given("0", None)
+    check(warnings and "not pinned" in warnings[0], f"an unpinned load generator: {warnings}")
+
     # A cell that completed no request is not "ok", and the report survives a zero.
     from echobench.report import findings
     from echobench.runner import cell_problems

@@ -46,8 +46,13 @@ class Placement:
             warnings.append(f"the server and the load generator share CPU(s) "
                             f"{','.join(map(str, shared))}: the server's figures include the "
                             "load generator's interference (and it will not busy-poll)")
+        elif not server_cpus or not loadgen_cpus:
+            unpinned, option = (("server", "--server-cpus") if not server_cpus else
+                                ("load generator", "--loadgen-cpus"))
+            warnings.append(f"the {unpinned} is not pinned ({option}): it may run on the "
+                            "other's CPUs (and the load generator will not busy-poll)")
         return Placement(server_text, loadgen_text, len(loadgen_cpus) or 1,
-                         bool(loadgen_cpus) and not shared,
+                         bool(server_cpus) and bool(loadgen_cpus) and not shared,
                          f"server on CPUs {server_text or 'any'}, load generator on "
                          f"{loadgen_text or 'any'}"), warnings
 
