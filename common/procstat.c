@@ -305,6 +305,39 @@ static int walk_tree(pid_t root, uint64_t *cpu_ns, long *rss, int want_rss)
     return found_root ? 0 : -ESRCH;
 }
 
+/* Adds the nonvoluntary_ctxt_switches of every thread of pid (gone meanwhile: nothing). */
+static void add_involuntary_switches(pid_t pid, uint64_t *n)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/task", (long)pid);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char file[320], line[256];
+        snprintf(file, sizeof file, "/proc/%ld/task/%s/status", (long)pid, e->d_name);
+        FILE *f = e->d_name[0] == '.' ? NULL : fopen(file, "re");
+        unsigned long long v;
+        while (f && fgets(line, sizeof line, f))
+            if (sscanf(line, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
+                *n += v;
+        if (f)
+            fclose(f);
+    }
+    if (d)
+        closedir(d);
+}
+
+int procstat_tree_involuntary_switches(pid_t root, uint64_t *n)
+{
+    struct pid_list tree = {0};
+    int err = tree_pids(root, &tree);
+    *n = 0;
+    for (size_t i = 0; err == 0 && i < tree.n; i++)
+        add_involuntary_switches(tree.pids[i], n);
+    free(tree.pids);
+    return err;
+}
+
 int procstat_tree_cpu_ns(pid_t root, uint64_t *ns)
 {
     long rss;

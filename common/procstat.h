@@ -38,6 +38,11 @@ int procstat_children(pid_t parent, void (*fn)(pid_t, const struct procstat *, v
  */
 int procstat_tree_cpu_ns(pid_t root, uint64_t *ns);
 
+/* Involuntary context switches (nonvoluntary_ctxt_switches) summed over every thread of a
+ * process and its living descendants: how often the scheduler took a CPU from the tree while
+ * it could still run. Threads that exit take their count with them. Returns 0 or -errno. */
+int procstat_tree_involuntary_switches(pid_t root, uint64_t *n);
+
 /* Resident memory (VmRSS) of a process and all its living descendants, in KiB; -errno if the
  * root is gone. */
 long procstat_tree_rss_kib(pid_t root);

@@ -422,6 +422,8 @@ int main(int argc, char **argv)
     run.window = lg_shared_window(&sh);
     run.window_ns = run.window.end - run.window.start;
     lg_sampler_result(&sampler, &run);
+    if (lg_merge_stalls(&run) < 0)
+        goto nomem;
     lg_assess_saturation(&run);
 
     if (!cfg.quiet)

@@ -61,6 +61,20 @@ enum lg_error {
 
 extern const char *const lg_error_names[LG_ERR_KINDS];
 
+/*
+ * Platform stalls (docs/methodology.md): a gap longer than LG_STALL_NS between two consecutive
+ * clock reads of a worker's loop - reads at most one system call apart, or, across a sleep, the
+ * wake-up's lateness past its deadline - is time the platform kept the thread from running.
+ * Each worker logs them as intervals (only that rare path writes, and may allocate); the report
+ * merges the logs of all workers, so a stall that froze every thread counts once.
+ */
+#define LG_STALL_NS (200 * 1000ull)
+#define LG_STALL_LOG_MAX (1u << 20) /* intervals per worker; beyond, counted in stalls_lost */
+
+struct lg_stall {
+    uint64_t from, to;
+};
+
 /* What one worker measured; merged across workers by lg_result_add(). Counts cover the
  * measurement window only (warm-up excluded). */
 struct lg_result {
@@ -80,6 +94,9 @@ struct lg_result {
     uint64_t cpu_ns;          /* the worker thread's CPU time inside the window */
     uint64_t idle_ns;         /* time inside the window spent waiting for something to do */
     int cpu;                  /* the CPU it was pinned to, or -1 */
+    struct lg_stall *stalls;  /* this worker's stalls in the window (not merged by _add) */
+    size_t nstalls, stalls_cap;
+    uint64_t stalls_lost;     /* stalls that did not fit in the log */
 };
 
 int lg_result_init(struct lg_result *r);
@@ -147,6 +164,10 @@ static inline uint64_t lg_window_next_edge(const struct lg_window *w, uint64_t n
 struct lg_sample {
     bool server_cpu_ok;    /* --server-pid: the server tree's CPU time could be read */
     uint64_t server_cpu_ns;
+    bool switches_ok;      /* --server-pid: its threads' involuntary context switches */
+    uint64_t switches;
+    bool steal_ok;         /* steal time of all CPUs (/proc/stat), in ns */
+    uint64_t steal_ns;
 };
 
 /* Everything the workers share, read-only once the load starts (except the atomics). */
@@ -204,7 +225,7 @@ void *lg_sampler_main(void *arg);
 void lg_sampler_wake(struct lg_shared *sh);
 
 struct lg_run;
-/* Fills in the run's server CPU figures from the two samples. */
+/* Fills in the run's server CPU, steal and switch figures from the two samples. */
 void lg_sampler_result(const struct lg_sampler *sp, struct lg_run *run);
 
 /* The measured run, merged: what the reports print. */
@@ -216,6 +237,11 @@ struct lg_run {
     uint64_t window_ns;           /* the measurement window actually run */
     bool server_cpu_ok;           /* --server-pid: read at both edges */
     uint64_t server_cpu_ns;       /* the server tree's CPU time in the window */
+    /* The sampler's figures over the window (each only if read at both edges). */
+    bool steal_ok, switches_ok;
+    uint64_t steal_ns, switches;
+    /* Platform stalls of all workers, merged (lg_merge_stalls). */
+    uint64_t stall_max_ns, stalls_over_1ms, stall_excess_ns, stalls_lost;
     bool interrupted;             /* Ctrl-C ended it early */
     bool saturated;
     double max_busy;              /* busiest thread (or pinned CPU): share of the window spent
@@ -224,6 +250,9 @@ struct lg_run {
 
 /* Fills in saturation from the per-thread CPU times. */
 void lg_assess_saturation(struct lg_run *run);
+
+/* Fills in the stall figures from the per-thread logs. Returns 0 or -ENOMEM. */
+int lg_merge_stalls(struct lg_run *run);
 
 /* The human summary (stdout) and the warnings (stderr, also in the JSON). */
 void lg_print_summary(const struct lg_run *run, FILE *out);

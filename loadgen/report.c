@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
@@ -16,6 +17,8 @@
 #define SATURATION_THRESHOLD 0.90
 /* Open loop: below this share of the requested rate, the run did not deliver its load. */
 #define RATE_SHORTFALL 0.99
+/* Stalls longer than this share of p99 (and than 1 ms) may explain the latency tail. */
+#define STALL_TAIL_SHARE 0.25
 
 const char *const lg_error_names[LG_ERR_KINDS] = {
     [LG_ERR_CONNECT] = "connect", [LG_ERR_RESET] = "reset",     [LG_ERR_EOF] = "eof",
@@ -37,6 +40,8 @@ void lg_result_free(struct lg_result *r)
 {
     hist_free(&r->latency);
     hist_free(&r->connect_latency);
+    free(r->stalls);
+    r->stalls = NULL;
 }
 
 void lg_result_add(struct lg_result *dst, const struct lg_result *src)
@@ -117,10 +122,75 @@ void lg_assess_saturation(struct lg_run *run)
     run->saturated = worst >= SATURATION_THRESHOLD;
 }
 
+static int by_start(const void *a, const void *b)
+{
+    uint64_t x = ((const struct lg_stall *)a)->from, y = ((const struct lg_stall *)b)->from;
+    return (x > y) - (x < y);
+}
+
+/* Adds one merged stall [from, to) to the figures. */
+static void count_stall(struct lg_run *run, uint64_t from, uint64_t to)
+{
+    if (to <= from || to - from <= LG_STALL_NS)
+        return;
+    uint64_t len = to - from;
+    if (len > run->stall_max_ns)
+        run->stall_max_ns = len;
+    run->stalls_over_1ms += len > NS_PER_MS;
+    run->stall_excess_ns += len - LG_STALL_NS;
+}
+
+/* The union of every worker's stalls, clipped to the final window (Ctrl-C may have moved its
+ * end after a worker logged one): overlapping stalls of different threads - the whole process
+ * frozen - are one stall, as long as their union. */
+int lg_merge_stalls(struct lg_run *run)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < run->cfg->threads; i++) {
+        n += run->per_thread[i].nstalls;
+        run->stalls_lost += run->per_thread[i].stalls_lost;
+    }
+    if (n == 0)
+        return 0;
+    struct lg_stall *all = malloc(n * sizeof *all), *at = all;
+    if (!all)
+        return -ENOMEM;
+    for (unsigned i = 0; i < run->cfg->threads; i++) {
+        const struct lg_result *r = &run->per_thread[i];
+        memcpy(at, r->stalls, r->nstalls * sizeof *at);
+        at += r->nstalls;
+    }
+    qsort(all, n, sizeof *all, by_start);
+    uint64_t lo = run->window.start, hi = run->window.end;
+    uint64_t from = 0, to = 0; /* the stall being merged; empty at first */
+    for (size_t k = 0; k < n; k++) {
+        uint64_t a = all[k].from > lo ? all[k].from : lo, b = all[k].to < hi ? all[k].to : hi;
+        if (b <= a)
+            continue;
+        if (a > to) {
+            count_stall(run, from, to);
+            from = a;
+        }
+        if (b > to)
+            to = b;
+    }
+    count_stall(run, from, to);
+    free(all);
+    return 0;
+}
+
 static double achieved_ratio(const struct lg_run *run)
 {
     double requested = run->cfg->rate;
     return requested > 0 ? per_second(run->total.requests, run->window_ns) / requested : 1;
+}
+
+/* Stalls long enough to explain the latency tail: over 1 ms and a quarter of p99. */
+static bool stalls_explain_tail(const struct lg_run *run)
+{
+    const struct hist *h = &run->total.latency;
+    return h->total > 0 && run->stall_max_ns > NS_PER_MS
+           && (double)run->stall_max_ns > STALL_TAIL_SHARE * (double)hist_value_at_percentile(h, 99);
 }
 
 /* Every warning, one line each; `emit` gets them in order. */
@@ -166,6 +236,20 @@ static void for_each_warning(const struct lg_run *run, void (*emit)(void *, cons
     if (run->cfg->server_pid && !run->server_cpu_ok && run->window_ns > 0) {
         snprintf(line, sizeof line, "could not read the CPU time of server process %ld",
                  (long)run->cfg->server_pid);
+        emit(arg, line);
+    }
+    if (stalls_explain_tail(run)) {
+        snprintf(line, sizeof line,
+                 "the platform stalled the load generator for up to %.1f ms in the window "
+                 "(%" PRIu64 " stalls over 1 ms, steal %.1f ms): that alone may explain the "
+                 "latency tail (p99 %.1f ms)", (double)run->stall_max_ns / 1e6,
+                 run->stalls_over_1ms, (double)run->steal_ns / 1e6,
+                 (double)hist_value_at_percentile(&t->latency, 99) / 1e6);
+        emit(arg, line);
+    }
+    if (run->stalls_lost) {
+        snprintf(line, sizeof line, "%" PRIu64 " stalls did not fit in the log and are not "
+                 "counted", run->stalls_lost);
         emit(arg, line);
     }
     if (run->interrupted) {
@@ -257,6 +341,14 @@ void lg_print_summary(const struct lg_run *run, FILE *out)
     }
     fprintf(out, "%s\n", run->saturated ? ": SATURATED, results limited by the load generator"
                                         : ": not saturated");
+    fprintf(out, "  stalls       max %.2f ms, %" PRIu64 " over 1 ms, %.2f ms beyond %.0f us in all",
+            (double)run->stall_max_ns / 1e6, run->stalls_over_1ms,
+            (double)run->stall_excess_ns / 1e6, (double)LG_STALL_NS / 1e3);
+    if (run->steal_ok)
+        fprintf(out, "; steal %.1f ms", (double)run->steal_ns / 1e6);
+    if (run->switches_ok)
+        fprintf(out, "; server involuntary switches %" PRIu64, run->switches);
+    fprintf(out, "\n");
     if (cfg->server_pid && run->server_cpu_ok)
         fprintf(out, "  server CPU   %.2f s (%.0f%% of one CPU), %.2f us per request\n",
                 seconds(run->server_cpu_ns), 100 * share(run->server_cpu_ns, run->window_ns),
@@ -405,6 +497,20 @@ int lg_write_json(const struct lg_run *run, const char *path)
     } else {
         json_null(&j, "server_cpu");
     }
+    json_object_begin(&j, "stalls");
+    json_double(&j, "max_us", (double)run->stall_max_ns / 1e3);
+    json_uint(&j, "count_over_1ms", run->stalls_over_1ms);
+    json_double(&j, "total_us", (double)run->stall_excess_ns / 1e3);
+    json_double(&j, "threshold_us", (double)LG_STALL_NS / 1e3);
+    if (run->steal_ok)
+        json_double(&j, "steal_ms", (double)run->steal_ns / 1e6);
+    else
+        json_null(&j, "steal_ms");
+    if (run->switches_ok)
+        json_uint(&j, "server_involuntary_switches", run->switches);
+    else
+        json_null(&j, "server_involuntary_switches");
+    json_object_end(&j);
     json_bool(&j, "interrupted", run->interrupted);
     json_array_begin(&j, "warnings");
     for_each_warning(run, json_warning, &j);

@@ -8,8 +8,10 @@
  * window ends - or until main wakes it at Ctrl-C - and reads again.
  */
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "loadgen.h"
@@ -27,15 +29,35 @@ static void avoid_worker_cpus(const struct lg_config *cfg)
         sched_setaffinity(0, sizeof set, &set);
 }
 
+/* Steal time of all CPUs: the time the hypervisor ran something else while this machine's
+ * CPUs had work (the 8th field of the "cpu" line of /proc/stat, in clock ticks). */
+static bool read_steal_ns(uint64_t *ns)
+{
+    FILE *f = fopen("/proc/stat", "re");
+    if (!f)
+        return false;
+    unsigned long long v[8];
+    bool ok = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                     &v[3], &v[4], &v[5], &v[6], &v[7]) == 8;
+    fclose(f);
+    if (ok)
+        *ns = v[7] * (NS_PER_SEC / (uint64_t)sysconf(_SC_CLK_TCK));
+    return ok;
+}
+
+/* The server's CPU time first: it is the figure that must be closest to the edge. */
 static void take_sample(const struct lg_config *cfg, struct lg_sample *s)
 {
     memset(s, 0, sizeof *s);
-    if (cfg->server_pid)
+    if (cfg->server_pid) {
         s->server_cpu_ok = procstat_tree_cpu_ns(cfg->server_pid, &s->server_cpu_ns) == 0;
+        s->switches_ok = procstat_tree_involuntary_switches(cfg->server_pid, &s->switches) == 0;
+    }
+    s->steal_ok = read_steal_ns(&s->steal_ns);
 }
 
-/* b - a, for a counter that may dip when a process of the tree exits: a child reaped in
- * between moves from its own clock (ns) to its parent's cutime (ticks). Never a wrap-around. */
+/* b - a, for counters that may dip when a process of the tree exits (its count goes with
+ * it, or moves from its own clock to its parent's ticks): never a wrap-around. */
 static uint64_t growth(uint64_t a, uint64_t b)
 {
     return b > a ? b - a : 0;
@@ -48,6 +70,10 @@ void lg_sampler_result(const struct lg_sampler *sp, struct lg_run *run)
         return;
     run->server_cpu_ok = a->server_cpu_ok && b->server_cpu_ok;
     run->server_cpu_ns = growth(a->server_cpu_ns, b->server_cpu_ns);
+    run->switches_ok = a->switches_ok && b->switches_ok;
+    run->switches = growth(a->switches, b->switches);
+    run->steal_ok = a->steal_ok && b->steal_ok;
+    run->steal_ns = growth(a->steal_ns, b->steal_ns);
 }
 
 /* Sleeps until `deadline` (CLOCK_MONOTONIC) or until lg_sampler_wake(). */

@@ -33,6 +33,10 @@
 #define TICK_NS (20 * NS_PER_MS)        /* timeouts and reconnects are checked this often */
 #define RETRY_BACKOFF_NS (100 * NS_PER_MS) /* after an error, before connecting again */
 #define LATE_NS NS_PER_MS               /* open loop: sent this much after its time = late */
+/* Sleeping workers: inside the window no sleep lasts longer than this, so that a stall that
+ * starts while a worker sleeps is seen within 1 ms of its start (as the wake-up's lateness).
+ * It costs a wake-up only to a worker that has had nothing to do for 1 ms. */
+#define STALL_STEP_NS NS_PER_MS
 
 enum conn_state { CONN_IDLE, CONN_CONNECTING, CONN_OPEN };
 
@@ -68,6 +72,7 @@ struct worker {
     enum lg_phase phase;
     struct lg_window win;   /* re-read every turn of the loop: Ctrl-C moves its end */
     uint64_t drain_end, next_tick, cpu_at_start;
+    uint64_t last_read;     /* the loop's previous clock read: a longer gap is a stall */
     uint64_t outstanding;   /* messages issued or queued and not completed */
     bool open_loop;
     /* open loop */
@@ -86,6 +91,44 @@ struct worker {
 static inline bool in_window(const struct worker *wk, uint64_t t)
 {
     return lg_in_window(&wk->win, t);
+}
+
+/* --- platform stalls --------------------------------------------------------------------------- */
+
+/* The rare path: logs [from, to), the part inside the window, if it is still a stall. The log
+ * grows by doubling (never per message: only after a stall). */
+static void stall_seen(struct worker *wk, uint64_t from, uint64_t to)
+{
+    if (from < wk->win.start)
+        from = wk->win.start;
+    if (to > wk->win.end)
+        to = wk->win.end;
+    if (to <= from || to - from <= LG_STALL_NS)
+        return;
+    struct lg_result *r = wk->res;
+    if (r->nstalls == r->stalls_cap) {
+        size_t cap = r->stalls_cap ? 2 * r->stalls_cap : 256;
+        struct lg_stall *log = cap <= LG_STALL_LOG_MAX ? realloc(r->stalls, cap * sizeof *log)
+                                                       : NULL;
+        if (!log) {
+            r->stalls_lost++;
+            return;
+        }
+        r->stalls = log;
+        r->stalls_cap = cap;
+    }
+    r->stalls[r->nstalls++] = (struct lg_stall){from, to};
+}
+
+/* Every clock read of the loop goes through here: consecutive reads are at most one system
+ * call (or a sleep, see wait_events) apart, so a long gap between two of them is a stall. */
+static inline uint64_t wk_now(struct worker *wk)
+{
+    uint64_t now = clock_now_ns();
+    if (now - wk->last_read > LG_STALL_NS)
+        stall_seen(wk, wk->last_read, now);
+    wk->last_read = now;
+    return now;
 }
 
 static void count_error(struct worker *wk, enum lg_error kind)
@@ -153,7 +196,7 @@ static void conn_close(struct worker *wk, struct conn *c, uint64_t now, bool err
 
 static void conn_connect(struct worker *wk, struct conn *c, uint64_t now)
 {
-    now = clock_now_ns(); /* connect latency starts here, not when the loop woke */
+    now = wk_now(wk); /* connect latency starts here, not when the loop woke */
     int fd = net_connect(&wk->cfg->addr, true);
     if (fd < 0) {
         count_error(wk, fd == -ECONNREFUSED || fd == -ETIMEDOUT || fd == -EADDRNOTAVAIL
@@ -186,7 +229,7 @@ static void judge_lateness(struct worker *wk, struct conn *c, uint64_t sent_befo
     for (uint64_t m = (sent_before + size - 1) / size; m * size < c->tx; m++) {
         uint64_t due = c->starts[(c->oldest + (m - c->msgs_done)) % wk->cfg->pipeline];
         if (!now)
-            now = clock_now_ns();
+            now = wk_now(wk);
         if (now - due > LATE_NS && in_window(wk, due))
             wk->res->late++;
     }
@@ -197,6 +240,8 @@ static int conn_flush(struct worker *wk, struct conn *c)
 {
     uint64_t sent_before = c->tx;
     while (c->tx < c->tx_goal) {
+        if (c->tx != sent_before)
+            wk_now(wk); /* big messages: keep clock reads one system call apart */
         uint64_t at = (c->origin + c->tx) % LG_PATTERN_LEN;
         uint64_t len = c->tx_goal - c->tx;
         if (len > LG_PATTERN_LEN)
@@ -267,7 +312,7 @@ static void closed_loop_refill(struct worker *wk, struct conn *c, uint64_t now)
         return;
     uint32_t room = conn_room(wk, c);
     /* The start of these messages: now, just before the send() that carries them. */
-    uint64_t start = clock_now_ns();
+    uint64_t start = wk_now(wk);
     for (uint32_t i = 0; i < room; i++)
         conn_issue(wk, c, start, now);
     wk->outstanding += room;
@@ -361,7 +406,7 @@ static void record_completion(struct worker *wk, uint64_t start, uint64_t now)
 static void conn_readable(struct worker *wk, struct conn *c)
 {
     ssize_t n = recv(c->fd, wk->rx, RX_BUF_SIZE, MSG_DONTWAIT);
-    uint64_t now = clock_now_ns();
+    uint64_t now = wk_now(wk);
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
@@ -413,7 +458,7 @@ static void handle_event(struct worker *wk, struct conn *c, uint32_t events)
 {
     if (c->state == CONN_CONNECTING) {
         if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
-            conn_established(wk, c, clock_now_ns());
+            conn_established(wk, c, wk_now(wk));
         return;
     }
     if (c->state != CONN_OPEN)
@@ -423,7 +468,7 @@ static void handle_event(struct worker *wk, struct conn *c, uint32_t events)
     if (c->state == CONN_OPEN && (events & EPOLLOUT)) {
         int err = conn_flush(wk, c);
         if (err < 0)
-            fail_conn(wk, c, err, clock_now_ns());
+            fail_conn(wk, c, err, wk_now(wk));
     }
 }
 
@@ -608,20 +653,28 @@ static uint64_t next_wakeup(const struct worker *wk, uint64_t now)
 
 /* Waits for socket events until `until`. The time spent waiting is idle time: what is left of
  * the window is the thread's busy time, the measure of saturation. With --busy-poll the thread
- * never sleeps: it polls without blocking until something happens or the time comes. */
+ * never sleeps: it polls without blocking until something happens or the time comes (and every
+ * poll is a clock read, so a stall shows as a gap). Asleep, the thread was due to run again by
+ * `until` - or earlier, if an event came - so waking later than that is a stall. */
 static int wait_events(struct worker *wk, struct epoll_event *events, uint64_t until)
 {
-    uint64_t start = clock_now_ns(), now = start;
+    uint64_t start = wk_now(wk), now = start;
     int n;
     if (wk->cfg->busy_poll) {
         while ((n = epoll_wait(wk->ep, events, MAX_EVENTS, 0)) == 0 && now < until)
-            now = clock_now_ns();
+            now = wk_now(wk);
     } else {
+        if (wk->phase == LG_MEASURE && until > start + STALL_STEP_NS)
+            until = start + STALL_STEP_NS;
         uint64_t wait = until > now ? until - now : 0;
         struct timespec ts = {.tv_sec = (time_t)(wait / NS_PER_SEC),
                               .tv_nsec = (long)(wait % NS_PER_SEC)};
         n = epoll_pwait2(wk->ep, events, MAX_EVENTS, &ts, NULL);
         now = clock_now_ns();
+        uint64_t due = until > start ? until : start;
+        if (now > due && now - due > LG_STALL_NS)
+            stall_seen(wk, due, now);
+        wk->last_read = now;
     }
     if (wk->phase == LG_MEASURE)
         wk->res->idle_ns += now - start;
@@ -634,12 +687,12 @@ static int run_loop(struct worker *wk)
 {
     struct epoll_event events[MAX_EVENTS];
     while (wk->phase != LG_DONE) {
-        int n = wait_events(wk, events, next_wakeup(wk, clock_now_ns()));
+        int n = wait_events(wk, events, next_wakeup(wk, wk->last_read));
         if (n < 0)
             return n;
         for (int i = 0; i < n; i++)
             handle_event(wk, events[i].data.ptr, events[i].events);
-        uint64_t now = clock_now_ns();
+        uint64_t now = wk_now(wk);
         /* Messages due before the window ends go out even if the loop woke a little after it:
          * dispatch first, then let the phase move on. */
         if (wk->open_loop && issuing(wk) && open_loop_dispatch(wk, now) < 0)
@@ -768,8 +821,9 @@ void *lg_worker_main(void *arg)
         wk.win = lg_shared_window(sh);
         wk.next_tick = wk.win.t0 + TICK_NS;
         wk.next_interval = wk.win.t0 + cfg->interval_ns;
-        start_phase(&wk, clock_now_ns());
-        update_phase(&wk, clock_now_ns());
+        wk.last_read = clock_now_ns(); /* the wait at the barrier is no stall */
+        start_phase(&wk, wk_now(&wk));
+        update_phase(&wk, wk_now(&wk));
         if ((err = run_loop(&wk)) < 0)
             w->failed_call = "the event loop";
         count_leftovers(&wk);

@@ -4,10 +4,10 @@
 #   loadgen_test.sh CASE LOADGEN ECHO_SERVER FAKE_SERVER [MODEL]
 #
 # Cases: corrupt, stall, fixed_delay, coordinated_omission, reset, cli, unreachable, output,
-# ipv6, interrupt, interrupt_warmup, sampler_off_load_path, rate_bounds, help_durations; and
-# for a registered echo-server MODEL: model (a short verified load), scale (2,000
-# connections). Every server is started on a free port and killed on exit; every loadgen run
-# is bounded by `timeout` (or by wait_bounded).
+# ipv6, interrupt, interrupt_warmup, sampler_off_load_path, rate_bounds, help_durations,
+# stall_detect, stall_quiet; and for a registered echo-server MODEL: model (a short verified
+# load), scale (2,000 connections). Every server is started on a free port and killed on
+# exit; every loadgen run is bounded by `timeout` (or by wait_bounded).
 set -u
 case_name=$1 loadgen=$2 server=$3 fake=$4 model=${5:-}
 tmp=$(mktemp -d)
@@ -44,6 +44,12 @@ start() {
     echo "server '$*' did not start: $(cat "$tmp/$name.err")"
     exit 1
 }
+
+# pid_of NAME : the pid that the server started by `start NAME` printed.
+pid_of() { sed -nE 's/.* pid=([0-9]+).*/\1/p' "$tmp/$1.out"; }
+
+# mode_args MODE [ARGS...] : loadgen's arguments for a mode, sleep or busy (--busy-poll ARGS).
+mode_args() { [ "$1" = busy ] && echo --busy-poll "${@:2}"; }
 
 # json FILE EXPR : evaluates a Python expression over the parsed JSON document `j`.
 json() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
@@ -232,7 +238,7 @@ sampler_off_load_path)
     # would delay the echoes in flight and be counted as server latency.
     # Server (and its children) on CPU 0; a busy-polling worker on CPU 1, as --help advises.
     start srv taskset -c 0 "$server" --model fork --port 0
-    srv_pid=$(sed -nE 's/.* pid=([0-9]+).*/\1/p' "$tmp/srv.out")
+    srv_pid=$(pid_of srv)
     timeout 60 "$loadgen" --port "$PORT" --idle -c 2500 -d 60s --warmup 0 -q \
         >"$tmp/idle.out" 2>&1 &
     pids+=($!)
@@ -245,7 +251,7 @@ sampler_off_load_path)
     # it. The machine's own hiccups (up to tens of ms when it is shared) come and go: the best
     # of three runs is judged.
     for mode in sleep busy; do
-        extra=(); [ $mode = busy ] && extra=(--busy-poll --cpus 1)
+        extra=($(mode_args $mode --cpus 1))
         best=
         for try in 1 2 3; do
             run_loadgen "$tmp/$mode.json" --port "$PORT" -c 1 -d 1500ms --warmup 300ms \
@@ -263,9 +269,9 @@ interrupt_warmup)
     # Ctrl-C during the warm-up ends the run at once, with an empty window: no figure may be
     # infinite or not a number (a division by the empty window).
     start srv "$server" --model thread --port 0
-    srv_pid=$(sed -nE 's/.* pid=([0-9]+).*/\1/p' "$tmp/srv.out")
+    srv_pid=$(pid_of srv)
     for mode in sleep busy; do
-        extra=(); [ $mode = busy ] && extra=(--busy-poll)
+        extra=($(mode_args $mode))
         "$loadgen" --port "$PORT" -c 2 -d 5s --warmup 30s --server-pid "$srv_pid" \
             --rate 1000 "${extra[@]}" --json "$tmp/$mode.json" >"$tmp/lg.out" 2>"$tmp/lg.err" &
         lg=$!
@@ -307,6 +313,49 @@ help_durations)
     run_loadgen "$tmp/r.json" --port "$PORT" -c 1 -d 1 --warmup 0 --timeout 2
     [ $RC -eq 0 ] || fail "exit status $RC with -d 1"
     check "-d 1 is one second" '0.99 <= j["duration_s"] <= 1.01' "$tmp/r.json"
+    ;;
+stall_detect)
+    # The whole load generator frozen for 150 ms in the middle of the window (SIGSTOP, then
+    # SIGCONT) is a platform stall it must see, whether its workers sleep or busy-poll.
+    start srv taskset -c 0 "$server" --model epoll --port 0
+    for mode in sleep busy; do
+        extra=($(mode_args $mode --cpus 1))
+        "$loadgen" --port "$PORT" -c 4 -d 3s --warmup 500ms "${extra[@]}" \
+            --json "$tmp/$mode.json" >"$tmp/lg.out" 2>"$tmp/lg.err" &
+        lg=$!
+        sleep 1.8
+        kill -STOP $lg
+        sleep 0.15
+        kill -CONT $lg
+        wait_bounded $lg 20
+        [ $RC -eq 0 ] || fail "$mode: exit status $RC"
+        json "$tmp/$mode.json" "'$mode', j['stalls']"
+        check "$mode: the 150 ms freeze is the longest stall" 'j["stalls"]["max_us"] >= 140000' "$tmp/$mode.json"
+        check "$mode: counted once, over 1 ms" 'j["stalls"]["count_over_1ms"] >= 1' "$tmp/$mode.json"
+        check "$mode: and in the total" 'j["stalls"]["total_us"] >= 140000' "$tmp/$mode.json"
+        check "$mode: a warning says it may explain the tail" 'any("stalled" in w for w in j["warnings"])' "$tmp/$mode.json"
+        grep -q "^  stalls       max 1[0-9][0-9]\.[0-9]* ms" "$tmp/lg.out" || fail "$mode: the summary lacks the stall"
+    done
+    ;;
+stall_quiet)
+    # Undisturbed, the stalls are small (this VM itself stalls 1-4 ms now and then), and the
+    # platform figures are there.
+    start srv "$server" --model epoll --port 0
+    srv_pid=$(pid_of srv)
+    for mode in sleep busy; do
+        extra=($(mode_args $mode))
+        for try in 1 2; do # one retry: other tenants' bursts come and go
+            run_loadgen "$tmp/$mode.json" --port "$PORT" -c 2 -d 2s --warmup 200ms \
+                --server-pid "$srv_pid" "${extra[@]}"
+            [ $RC -eq 0 ] || fail "$mode: exit status $RC"
+            json "$tmp/$mode.json" "'$mode', j['stalls']"
+            [ "$(json "$tmp/$mode.json" 'j["stalls"]["max_us"] < 50000')" = True ] && break
+        done
+        check "$mode: small stalls" 'j["stalls"]["max_us"] < 50000' "$tmp/$mode.json"
+        check "$mode: steal time is read" 'isinstance(j["stalls"]["steal_ms"], (int, float))' "$tmp/$mode.json"
+        check "$mode: the server's involuntary switches are read" 'isinstance(j["stalls"]["server_involuntary_switches"], int)' "$tmp/$mode.json"
+        check "$mode: the threshold is given" 'j["stalls"]["threshold_us"] == 200' "$tmp/$mode.json"
+    done
     ;;
 model)
     # Every registered model, under a short verified load it can serve: one connection for an
