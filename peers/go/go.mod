@@ -1,0 +1,3 @@
+module echobench/peers/go
+
+go 1.19
