@@ -41,6 +41,7 @@ struct ctx {
     bool concurrent;
     bool one_connection_per_thread; /* a pool: at most --threads connections at a time */
     int max_connections;            /* 0: no limit of its own */
+    bool no_costs; /* "supports_costs": false (a peer, docs/peers.md): no --msg-size & co */
 };
 
 /* The server must exit 0 on its own within the time it was given, print its summary and leave
@@ -928,6 +929,8 @@ static int model_facts(struct ctx *c)
         json_member(obj, "serves_one_connection_per_thread", value, sizeof value) == 0
         && strcmp(value, "true") == 0;
     c->concurrent = strcmp(c->kind, "iterative") != 0;
+    c->no_costs = json_member(obj, "supports_costs", value, sizeof value) == 0
+                  && strcmp(value, "false") == 0;
     return 0;
 }
 
@@ -1005,6 +1008,11 @@ int main(int argc, char **argv)
     }
     if (tc->many_only && (!c.concurrent || c.one_connection_per_thread)) {
         printf("SKIP: %s is for models that hold any number of connections\n", tc->name);
+        return SKIP;
+    }
+    if (c.no_costs && tc->server_args && strcmp(tc->server_args[0], "--msg-size") == 0) {
+        printf("SKIP: %s needs per-message costs (--msg-size); %s does not support them\n",
+               tc->name, c.model);
         return SKIP;
     }
     if (tc->host && strchr(tc->host, ':') && !ipv6_loopback_available()) {
