@@ -612,7 +612,9 @@ static void start_phase(struct worker *wk, uint64_t now)
  * is entered and left in the same call. */
 static void update_phase(struct worker *wk, uint64_t now)
 {
-    wk->win = lg_shared_window(wk->w->shared);
+    /* One relaxed load per turn: t0 is known, only Ctrl-C can move the window. */
+    uint64_t stop_at = atomic_load_explicit(&wk->w->shared->stop_at_ns, memory_order_relaxed);
+    wk->win = lg_window_of(wk->win.t0, wk->cfg->warmup_ns, wk->cfg->duration_ns, stop_at);
     enum lg_phase clock = lg_window_phase(&wk->win, now);
     if (wk->phase == LG_WARMUP && clock >= LG_MEASURE && wk->win.end > wk->win.start) {
         wk->phase = LG_MEASURE;
