@@ -51,16 +51,28 @@ static void sleep_unless_aborted(uint64_t ns)
         clock_sleep_ns(deadline - now < SLEEP_SLICE_NS ? deadline - now : SLEEP_SLICE_NS);
 }
 
-uint64_t echo_account_slow(const struct echo_work *w, struct echo_stream *s, size_t len)
+uint64_t echo_count_messages(const struct echo_work *w, struct echo_stream *s, size_t len)
 {
+    if (w->msg_size == 0)
+        return 0;
     uint64_t total = s->msg_fill + len;
-    uint64_t completed = total / w->msg_size;
     s->msg_fill = total % w->msg_size;
-    for (uint64_t i = 0; i < completed && !costs_are_aborted(); i++) {
+    return total / w->msg_size;
+}
+
+void echo_spend_messages(const struct echo_work *w, uint64_t messages)
+{
+    for (uint64_t i = 0; i < messages && !costs_are_aborted(); i++) {
         echo_burn_cpu(w->work_us);
         if (w->sleep_us)
             sleep_unless_aborted(w->sleep_us * NS_PER_US);
     }
+}
+
+uint64_t echo_account_slow(const struct echo_work *w, struct echo_stream *s, size_t len)
+{
+    uint64_t completed = echo_count_messages(w, s, len);
+    echo_spend_messages(w, completed);
     return completed;
 }
 

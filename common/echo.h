@@ -48,6 +48,13 @@ static inline uint64_t echo_account(const struct echo_work *w, struct echo_strea
     return echo_account_slow(w, s, len);
 }
 
+/* echo_account() in two halves, for models that do not pay the cost where they read: count
+ * the messages that len received bytes complete (updating the stream, spending nothing; 0
+ * without framing), then spend the cost of that many messages - on a worker thread
+ * (reactor_pool), or with the wait as a coroutine sleep (coroutine). */
+uint64_t echo_count_messages(const struct echo_work *w, struct echo_stream *s, size_t len);
+void echo_spend_messages(const struct echo_work *w, uint64_t messages);
+
 /* Stops paying per-message costs in this process from now on: a server that is stopping must
  * not keep burning CPU or sleeping for thousands of buffered messages. Bytes are still
  * echoed. Async-signal-safe (it sets a flag), so a signal handler may call it. */
