@@ -5,12 +5,12 @@
 //
 //	The main goroutine accepts; every connection gets a goroutine that reads up to 16 KiB,
 //	writes it all back and repeats until the client half-closes (Read returns io.EOF) or the
-//	connection fails. The code is the blocking thread-per-connection server of servers/thread.c,
-//	line for line - but the "blocking" calls only park the goroutine: underneath, the Go
+//	connection fails. The code has the shape of the thread-per-connection server of
+//	servers/thread.c, but the "blocking" calls only park the goroutine: underneath, the Go
 //	runtime puts every socket in non-blocking mode, registers it with one epoll instance (the
 //	netpoller) and runs the goroutines that became ready on a few OS threads (GOMAXPROCS, one
-//	per CPU). So it is an event loop that looks like threads: a goroutine starts with a 2-8 KiB
-//	stack that grows on demand, and a switch between goroutines is a function call in user
+//	per CPU). So it is an event loop that looks like threads: a goroutine starts with a stack of a
+//	few KiB that grows on demand, and a switch between goroutines is a function call in user
 //	space, not a trip through the kernel's scheduler.
 //
 //	Back-pressure comes for free: while a client does not read its echo, Write blocks, so the
@@ -23,8 +23,9 @@
 //
 // What limits it
 //
-//	Every connection costs a goroutine (its stack, at least 8 KiB once it has run the echo
-//	loop) plus the 16 KiB buffer. The Go scheduler and the garbage collector cost CPU the C
+//	Every connection costs a goroutine - its stack, a few KiB that grow on demand - and a
+//	16 KiB buffer whose pages cost memory once a read has touched them (an idle connection:
+//	about 4.4 KiB, docs/peers.md). The Go scheduler and the garbage collector cost CPU the C
 //	models do not pay. Accept does not retry when descriptors run out: it returns EMFILE, and
 //	this server then waits 50 ms before accepting again (counted as accept_pauses=).
 //

@@ -5,8 +5,10 @@ How it works
     asyncio.start_server() runs one coroutine, serve(), per connection, all of them on one
     event loop (epoll, through the selectors module) in one thread. serve() reads up to 16 KiB
     from the connection's StreamReader, writes it to the StreamWriter and awaits drain(), until
-    the client half-closes (read() returns b"") or the connection fails. Each `await` is where
-    the coroutine gives the loop back, so a slow client holds nobody else up.
+    the client half-closes (read() returns b"") or the connection fails. An `await` is where
+    the coroutine may give the loop back - but read() and drain() return at once while data is
+    buffered and the socket takes the echo, so after a full 16 KiB read serve() yields
+    explicitly: a client that streams megabytes holds the others up 16 KiB at a time.
 
     Back-pressure: writer.write() never blocks - it queues in the transport - and drain() is
     what waits until that queue is back under its high-water mark (64 KiB). Because serve()
@@ -247,6 +249,11 @@ class EchoServer:
                 writer.write(data)
                 self.writers[writer] += len(data)
                 await writer.drain()  # waits while the client does not take its echo
+                if len(data) == READ_SIZE:
+                    # A full read: more is probably buffered, and neither read() nor drain()
+                    # gives the loop back while it is. Yield, so that a client streaming
+                    # megabytes holds the others up for 16 KiB at a time, not for all of it.
+                    await asyncio.sleep(0)
         except (ConnectionError, OSError):
             pass  # a reset ends this connection only
         finally:
