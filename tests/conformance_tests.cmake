@@ -88,6 +88,10 @@ foreach(peer_entry IN LISTS PEERS)
     string(JSON threads_meaning GET "${peer_out}" models 0 threads_meaning)
     string(JSON max_connections GET "${peer_out}" models 0 max_connections)
     string(JSON pool GET "${peer_out}" models 0 serves_one_connection_per_thread)
+    add_test(cli.peer-${peer} bash "${CMAKE_CURRENT_LIST_DIR}/../peers/cli_test.sh"
+             "${peer_bin}" ${peer})
+    set_tests_properties(cli.peer-${peer} PROPERTIES
+      TIMEOUT 120 LABELS "cli;peer-${peer};model-peer-${peer}")
   endif()
   foreach(cline IN LISTS case_lines)
     if(NOT cline MATCHES "^([a-z0-9_]+) (all|concurrent|threads|limited|many)$")

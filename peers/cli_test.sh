@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# peers/cli_test.sh PEER_EXECUTABLE NAME - the command line every peer shares with echo-server
+# (docs/peers.md): its own model name only, one line and exit 2 for anything else, --list and
+# --list --json in echo-server's shape, --help. Exit 0 pass, 1 fail.
+set -uo pipefail
+bin=$1 name=$2
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+# expect STATUS ARGS...: the peer exits with STATUS; for 2, exactly one line on stderr.
+expect() {
+    local want=$1; shift
+    local err rc
+    err=$(timeout 10 "$bin" "$@" 2>&1 >/dev/null); rc=$?
+    [ "$rc" -eq "$want" ] || { fail "'$*' exited $rc, expected $want: $err"; return; }
+    if [ "$want" -eq 2 ] && [ "$(printf '%s\n' "$err" | wc -l)" -ne 1 ]; then
+        fail "'$*': expected one line on stderr, got: $err"
+    fi
+}
+
+expect 0 --help
+expect 0 --list
+expect 0 --list --json
+expect 2 --bogus
+expect 2 --model "$name" --bogus
+expect 2 --model not-"$name"
+expect 2
+expect 2 --json
+expect 2 --model "$name" --port 70000
+expect 2 --model "$name" --threads 3
+expect 2 --model "$name" --port
+expect 2 --model "$name" stray
+err=$(timeout 10 "$bin" --model "$name" --bogus 2>&1 >/dev/null)
+case $err in *--bogus*) ;; *) fail "the message does not name the unknown option: $err" ;; esac
+
+# The document of echo-server --list --json, one model: this peer.
+timeout 10 "$bin" --list --json | python3 -c '
+import json, sys
+name = sys.argv[1]
+d = json.load(sys.stdin)
+assert d["version"] == 1, d
+(m,) = d["models"]
+want = {"name", "summary", "kind", "threads_meaning", "serves_one_connection_per_thread",
+        "default_threads", "max_connections", "kernel_limits", "listener_per_thread",
+        "supports_costs"}
+assert set(m) == want, set(m) ^ want
+assert m["name"] == name and m["kind"] in ("threads", "event-loop"), m
+assert isinstance(m["supports_costs"], bool), m
+' "$name" || fail "--list --json is not echo-server's document for model $name"
+
+# Costs: taken when the peer says it supports them, else refused with exit 2.
+if timeout 10 "$bin" --list --json | grep -q '"supports_costs": true'; then
+    expect 2 --model "$name" --work-us 10
+    expect 2 --model "$name" --msg-size 0
+else
+    expect 2 --model "$name" --msg-size 100
+fi
+
+[ $fails -eq 0 ] && echo "PASS: the $name peer's command line"
+[ $fails -eq 0 ]
