@@ -2,7 +2,7 @@
 """Tests of the bench and compare scripts, on the tiny profile (seconds).
 
   bench_test.py CASE BUILD_DIR      CASE: smoke | interrupt | compare | cli | units
-                                  | stats
+                                  | stats | checker | disturbed
 
 This process makes itself a child subreaper, so that a server the bench failed to stop - an
 orphan - would become its child and be found: "nothing left running" is checked, not assumed.
@@ -102,7 +102,9 @@ def check_run_folder(run, expect_complete=True):
 def case_smoke(build):
     with tempfile.TemporaryDirectory() as tmp:
         run = os.path.join(tmp, "run")
-        r = bench(build, run, "--models", MODELS, "--seed", "7")
+        # --keep-disturbed: on a loaded machine every cell may be disturbed, and discarding
+        # them would leave nothing to plot (the disturbed case checks discarding).
+        r = bench(build, run, "--models", MODELS, "--seed", "7", "--keep-disturbed")
         check(r.returncode == 0, f"the bench exits 0 (got {r.returncode}): {r.stderr[-500:]}")
         check("report:" in r.stdout, "it prints where the report is")
         report = check_run_folder(run)
@@ -119,8 +121,13 @@ def case_smoke(build):
             check(os.path.exists(png) and os.path.getsize(png) > 1000, f"{plot}.png drawn")
         check("0.3 s measured per cell (idle cells 0.5 s)" in report,
               "the report gives the windows the cells had (the tiny profile's idle cells: 0.5 s)")
-        check("## Findings" in report and "x the rate of" in report,
-              "the report has findings computed from the data")
+        check("## Findings" in report and "comparisons" in report and
+              "indistinguishable at this precision" in report,
+              "the report has findings computed from the data, with their precision")
+        with open(os.path.join(run, "findings.json")) as f:
+            found = json.load(f)
+        check(found and all(f["indicative"] for f in found),
+              f"findings.json lists the comparisons, indicative (tiny): {found[:1]}")
         check(len(os.listdir(os.path.join(run, "hgrm"))) > 0, "hgrm files are written")
         with open(os.path.join(run, "results.json")) as f:
             data = json.load(f)
@@ -136,9 +143,12 @@ def case_smoke(build):
         from echobench.results import load_run
         from echobench.scenarios import run_order
         _, cells = load_run(run)
+        # Re-measurements of disturbed cells follow their first attempt directly.
         ran = [m.groups() for m in (re.match(r"\[\s*\d+/\d+\] (\S+) +(\S+) +(\S+)", line)
-                                    for line in r.stdout.splitlines()) if m]
-        want = [(c.scenario, c.model, c.setting().split()[0]) for c in run_order(cells, 7)]
+                                    for line in r.stdout.splitlines()
+                                    if "(attempt " not in line) if m]
+        want = [(c.scenario, c.model, c.setting().split()[0])
+                for c in run_order([c for c in cells if c.attempt == 0], 7)]
         check(ran == want, f"cells run in the seed's order: {ran[:4]} vs {want[:4]}")
         check(not leftover_processes(), "no server left running after the bench")
 
@@ -167,24 +177,68 @@ def case_interrupt(build):
 def case_compare(build):
     with tempfile.TemporaryDirectory() as tmp:
         runs = [os.path.join(tmp, n) for n in ("a", "b")]
-        for run in runs:
+        for run, extra in zip(runs, ([], ["--models", "epoll,poll", "--connections", "1,4,8"])):
             r = bench(build, run, "--models", "epoll", "--scenarios", "connections,size,idle",
-                      "--repeat", "2")
+                      "--repeat", "4", "--keep-disturbed", *extra)
             check(r.returncode == 0, f"bench for compare: {r.stderr[-300:]}")
         out = os.path.join(tmp, "cmp")
         r = subprocess.run([os.path.join(ROOT, "scripts", "compare")] + runs + ["--out", out],
                            capture_output=True, text=True, timeout=120)
         check(r.returncode == 0, f"compare exits 0: {r.stderr}")
         lines = [l for l in r.stdout.splitlines() if l.startswith("| connections | epoll")]
-        check(len(lines) == 2, f"one row per connections cell: {lines}")
-        check(all(l.rstrip(" |").endswith(")") and "x (" in l for l in lines),
-              f"ratios with their range over repeats: {lines}")
+        check(len(lines) == 2, f"one row per connections cell in both runs: {lines}")
+        check(all("x (" in l and "significant" in l for l in lines),
+              f"ratios with their interval, and whether the change is significant: {lines}")
+        check("warning" in r.stderr and "connections" in r.stderr,
+              f"runs with other settings: a warning: {r.stderr}")
+        check("model poll: measured in B only" in r.stdout and
+              "connections epoll c=8: measured in B only" in r.stdout,
+              f"models and cells of one run only are listed: {r.stdout[-600:]}")
         with open(os.path.join(out, "compare.md")) as f:
             md = f.read()
-        check("B/A" in md, "compare.md has the ratio table")
+        check("B/A" in md and "In one run only" in md, "compare.md has the ratio table")
         for plot in ("throughput", "size_sweep", "memory_per_connection"):
             png = os.path.join(out, "plots", plot + ".png")
             check(os.path.exists(png) and os.path.getsize(png) > 1000, f"overlay {plot}.png")
+        # Each model in the colour of its run's own report.
+        from echobench.plots import model_colors
+        gp = open(os.path.join(out, "plots", "throughput.gp")).read()
+        with open(os.path.join(runs[1], "results.json")) as f:
+            want = model_colors(json.load(f)["meta"]["models"])["poll"]
+        check(f"lc rgb '{want}' title \"poll (B)\"" in gp,
+              f"poll has B's colour {want}: {gp[-400:]}")
+        # --models: only those.
+        r = subprocess.run([os.path.join(ROOT, "scripts", "compare")] + runs +
+                           ["--out", out, "--models", "poll,epoll"],
+                           capture_output=True, text=True, timeout=120)
+        check(r.returncode == 0, f"compare --models: {r.stderr}")
+        r = subprocess.run([os.path.join(ROOT, "scripts", "compare")] + runs +
+                           ["--out", out, "--models", "nosuch"],
+                           capture_output=True, text=True, timeout=120)
+        check(r.returncode == 2 and "nosuch" in r.stderr, f"--models nosuch: {r.stderr}")
+        r = subprocess.run([os.path.join(ROOT, "scripts", "compare")] + runs[:1] * 2 +
+                           ["--out", out, "--models", "poll"],
+                           capture_output=True, text=True, timeout=120)
+        check(r.returncode != 0, "--models with no cell in common fails")
+        # `previous` is the run before results/latest.
+        r = subprocess.run([os.path.join(ROOT, "scripts", "compare"), "--help"],
+                           capture_output=True, text=True)
+        check("previous" in r.stdout, "compare --help names `previous`")
+        sys.path.insert(0, os.path.join(ROOT, "scripts"))
+        import importlib.machinery
+        import importlib.util
+        loader = importlib.machinery.SourceFileLoader("compare_script",
+                                                      os.path.join(ROOT, "scripts", "compare"))
+        spec = importlib.util.spec_from_loader("compare_script", loader)
+        mod = importlib.util.module_from_spec(spec)
+        loader.exec_module(mod)
+        results = os.path.join(ROOT, "results")
+        latest = os.path.join(results, "latest")
+        runs_now = mod.run_folders()
+        if os.path.islink(latest) and os.path.realpath(latest) in runs_now and \
+                runs_now.index(os.path.realpath(latest)) > 0:
+            want = runs_now[runs_now.index(os.path.realpath(latest)) - 1]
+            check(mod.resolve("previous") == want, f"previous is {want}")
         check(not leftover_processes(), "no server left running")
 
 
@@ -242,6 +296,7 @@ def case_cli(build):
         if os.path.exists(os.path.join(run, "results.csv")):
             with open(os.path.join(run, "results.csv")) as f:
                 rows = list(csv.DictReader(f))
+        rows = [x for x in rows if x["attempt"] == "0"]  # not the re-measurements
         sizes = sorted(int(x["size"]) for x in rows if x["scenario"] == "size")
         check(sizes == [64, 1024, 4096], f"--sizes 4k,1KiB,64B are 4096, 1024, 64 bytes: {sizes}")
         conns = [int(x["connections"]) for x in rows if x["scenario"] == "connections"]
@@ -371,19 +426,34 @@ def case_units(build):
                ("mixed", "hybrid", "workers", False, 0, True),
                ("small", "event-loop", None, False, 3, False)],
               f"list_models reads --list --json: {got}")
-        # What the bench does with them: a pool that serves one connection per worker holds
-        # --workers connections; a hybrid with workers holds any number; a declared maximum.
-        settings = Settings.resolve("tiny", connections=[2, 4])
-        cells = build_cells(settings, got, ["connections"], 2)
+        # What the bench does with them: a pool that serves one connection per worker is sized
+        # to the cell's connections, up to its cap; a hybrid with workers holds any number and
+        # keeps its default; a declared maximum is a limit.
+        from echobench.models import POOL_CAP, Series
+        series = [Series(m.name, m) for m in got]
+        settings = Settings.resolve("tiny", connections=[2, 4, POOL_CAP["threads"] + 1])
+        cells = build_cells(settings, series, ["connections"])
         status = {(c.model, c.connections): c.status for c in cells}
-        check(status == {("pool", 2): "pending", ("pool", 4): "unservable",
+        big = POOL_CAP["threads"] + 1
+        check(status == {("pool", 2): "pending", ("pool", 4): "pending",
+                         ("pool", big): "unservable",
                          ("mixed", 2): "pending", ("mixed", 4): "pending",
-                         ("small", 2): "pending", ("small", 4): "unservable"},
+                         ("mixed", big): "pending",
+                         ("small", 2): "pending", ("small", 4): "unservable",
+                         ("small", big): "unservable"},
               f"servable cells follow serves_one_connection_per_thread: {status}")
-        for m in got:
-            argv = server_args(Cell("connections", m.name, 2), m, 2)
-            want = m.threads_meaning == "workers"
-            check(("--threads" in argv) == want, f"{m.name}: --threads given to pools only: {argv}")
+        threads = {(c.model, c.connections): c.threads for c in cells}
+        check(threads[("pool", 2)] == 2 and threads[("pool", 4)] == 4
+              and threads[("mixed", 4)] is None,
+              f"a one-connection-per-worker pool gets --threads = connections: {threads}")
+        reason = next(c.reason for c in cells if c.model == "pool" and c.connections == big)
+        check(f"{POOL_CAP['threads']:,}" in reason, f"above the cap, the cap is the reason: {reason}")
+        for s in series:
+            cell = next(c for c in cells if c.model == s.name and c.connections == 4)
+            argv = server_args(cell, s)
+            want = s.name == "pool"
+            check(("--threads" in argv) == want,
+                  f"{s.name}: --threads given to one-connection pools only: {argv}")
 
         # Before the C side had --json, a fallback to the text of --list.
         text = ("MODEL         KIND        THREADS   MAX_CONNS SUMMARY\n"
@@ -494,9 +564,14 @@ def case_stats(build):
               for s in range(1, 5)), "other seeds give other orders")
     check(order != cells, "the order is shuffled")
 
-    # The load generator's stall figures, when it reports them: new columns at the end.
-    check(COLUMNS[-3:] == ["stalls_max_us", "stalls_count_over_1ms", "stalls_total_us"],
-          f"the stall columns come last: {COLUMNS[-4:]}")
+    # The load generator's stall figures, when it reports them: new columns after the old
+    # ones, and after them the attempt and what came later still.
+    at = COLUMNS.index("stalls_max_us")
+    check(COLUMNS[at:at + 3] == ["stalls_max_us", "stalls_count_over_1ms", "stalls_total_us"]
+          and COLUMNS[at - 1] == "hgrm", f"the stall columns follow hgrm: {COLUMNS[at - 1:]}")
+    check(COLUMNS[at + 3:] == ["attempt", "disturbed", "server_model", "server_options",
+                               "threads", "kernel_tuning"],
+          f"attempt, disturbed, ... come last: {COLUMNS[at + 3:]}")
     report = {"latency_us": {"p50": 1}, "connect_latency_us": {}, "server_cpu": None,
               "errors": {k: 0 for k in ("total", "connect", "reset", "eof", "timeout",
                                         "mismatch", "other")},
@@ -511,8 +586,327 @@ def case_stats(build):
           (1500, 2, 2600), f"stalls recorded per cell: {r}")
     with open(os.path.join(ROOT, "docs", "results.md")) as f:
         doc = f.read()
-    for col in ("stalls_max_us", "stalls_count_over_1ms", "stalls_total_us", "summary", "seed"):
+    for col in ("stalls_max_us", "stalls_count_over_1ms", "stalls_total_us", "summary", "seed",
+                "attempt", "disturbed", "server_model", "server_options", "threads",
+                "kernel_tuning", "findings.json", "--variant", "--baseline", "--tune-kernel",
+                "--repeat auto", "--keep-disturbed"):
         check(f"`{col}`" in doc, f"docs/results.md documents {col}")
+    with open(os.path.join(ROOT, "docs", "methodology.md")) as f:
+        doc = f.read()
+    for words in ("Disturbed cells", "Mann-Whitney", "Hodges-Lehmann", "indicative"):
+        check(words in doc, f"docs/methodology.md explains {words}")
+
+    # The summary covers every headline figure.
+    from echobench.results import SUMMARY_METRICS
+    every = {m for ms in SUMMARY_METRICS.values() for m in ms}
+    for metric in ("requests_per_sec", "server_cpu_us_per_request", "lat_p50_us", "lat_p99_us",
+                   "lat_p999_us", "mb_per_sec", "memory_per_connection_bytes"):
+        check(metric in every, f"the summary has {metric}")
+    check("lat_p999_us" in SUMMARY_METRICS["connections"], "connections: p99.9 too")
+
+    # A ratio with its interval: Mann-Whitney on the logarithms, Hodges-Lehmann estimate.
+    from echobench.stats import ratio_interval
+    r = ratio_interval([10, 11, 12, 13, 14], [20, 22, 24, 26, 28])
+    check(abs(r.ratio - 2) < 1e-9 and r.significant and 1 < r.low <= r.high and
+          abs(r.coverage - (1 - 2 * 4 / 252)) < 1e-9,
+          f"5 vs 5 repeats, twice as high: significant, 96.8 % interval: {r}")
+    r = ratio_interval([10, 12, 11, 13, 14], [11, 10.5, 12.5, 13.5, 12])
+    check(not r.significant and r.low < 1 < r.high, f"overlapping samples: not significant: {r}")
+    r = ratio_interval([10, 11, 12], [20, 22, 24])
+    check(r.low is None and not r.significant and "too few" in r.note,
+          f"3 vs 3: no 95 % interval exists, never significant: {r}")
+    r = ratio_interval([10, 11, 12, 13], [20, 22, 24, 26])
+    check(r.significant and abs(r.low - 20 / 13) < 1e-9 and abs(r.high - 26 / 10) < 1e-9,
+          f"4 vs 4, apart: the extreme pairwise ratios, significant: {r}")
+    r = ratio_interval([5], [0])
+    check(r.ratio == 0 and not r.significant, f"a zero: no interval: {r}")
+    # Its false-positive rate, on samples of one distribution: at most the test's level.
+    import random as _random
+    rng = _random.Random(1)
+    trials = 400
+    false = sum(ratio_interval([rng.lognormvariate(0, 0.1) for _ in range(5)],
+                               [rng.lognormvariate(0, 0.1) for _ in range(5)]).significant
+                for _ in range(trials))
+    check(false / trials <= 0.05, f"A/A false positives {false}/{trials} (expected ~3.2 %)")
+
+    # A disturbed cell: platform stalls that could explain its tail or its throughput.
+    from echobench.runner import disturbance
+    def cell_with(**r):
+        c = Cell("connections", "epoll", 4)
+        c.status, c.result = "ok", dict(dict(duration_s=1.0, lat_p99_us=100.0), **r)
+        return c
+    check(disturbance(cell_with(stalls_max_us=None, stalls_total_us=None)) == "",
+          "no stall figures: not disturbed")
+    check(disturbance(cell_with(stalls_max_us=900.0, stalls_total_us=900.0)) == "",
+          "stalls under 1 ms: not disturbed")
+    check(disturbance(cell_with(stalls_max_us=3000.0, stalls_total_us=3000.0)) == "",
+          "one 3 ms stall in 1 s (0.3 %): too little of the window to make a p99")
+    check("p99" in disturbance(cell_with(stalls_max_us=5000.0, stalls_total_us=12000.0)),
+          "5 ms stalls, 1.2 % of the window: the tail could be the platform's")
+    check("window" in disturbance(cell_with(lat_p99_us=100000.0, stalls_max_us=5000.0,
+                                            stalls_total_us=25000.0)),
+          "2.5 % of the window stalled: the throughput could be the platform's")
+    idle = Cell("idle", "epoll", 4, idle=True)
+    idle.status, idle.result = "ok", {"duration_s": 1.0, "stalls_max_us": 9e5,
+                                      "stalls_total_us": 9e5}
+    check(disturbance(idle) == "", "idle cells (memory) are never disturbed")
+    d = cell_with(stalls_max_us=1.0, stalls_total_us=1.0)
+    d.disturbed, d.kernel_tuning = True, "kernel.pid_max=99"
+    again = d.again()
+    check((again.attempt, again.disturbed, again.status, again.result, again.kernel_tuning)
+          == (1, False, "pending", {}, "kernel.pid_max=99"), f"another attempt: {again}")
+    from echobench.results import summarize as _summarize
+    ok = cell_with(requests_per_sec=100.0)
+    bad = cell_with(requests_per_sec=5.0)
+    bad.disturbed = True
+    entry = [e for e in _summarize([ok, bad]) if e["metric"] == "requests_per_sec"][0]
+    check(entry["n"] == 1 and entry["median"] == 100.0 and entry["discarded"] == 1,
+          f"the summary leaves disturbed measurements out and counts them: {entry}")
+    bad.result["kept_disturbed"] = True
+    entry = [e for e in _summarize([ok, bad]) if e["metric"] == "requests_per_sec"][0]
+    check(entry["n"] == 2, f"--keep-disturbed uses them: {entry}")
+
+    # Kernel limits: a cell above 90 % of what a sysctl allows is unservable and says which;
+    # with --tune-kernel it raises the sysctl for the cell, and puts it back.
+    from echobench.models import KernelLimit, Model, Series
+    from echobench.scenarios import Settings, build_cells
+    from echobench import kernel
+    forky = Model("forky", "f", "processes", None, False, 0, False,
+                  [KernelLimit("kernel.pid_max", 1, "a process per connection", 1000, 1000)])
+    settings = Settings.resolve("tiny", connections=[900, 901])
+    cells = build_cells(settings, [Series("forky", forky)], ["connections"])
+    got = {c.connections: (c.status, c.reason) for c in cells}
+    check(got[900][0] == "pending" and got[901][0] == "unservable" and
+          "limited by kernel.pid_max = 1000 (a process per connection" in got[901][1],
+          f"kernel.pid_max stops a cell over 90 % of it: {got}")
+    cells = build_cells(settings, [Series("forky", forky)], ["connections"], tune_kernel=True)
+    got = {c.connections: (c.status, c.kernel_tuning) for c in cells}
+    check(got[901] == ("pending", "kernel.pid_max=1002"),
+          f"--tune-kernel: the cell raises kernel.pid_max to what it needs: {got}")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.makedirs(os.path.join(tmp, "kernel"))
+        with open(os.path.join(tmp, "kernel", "pid_max"), "w") as f:
+            f.write("1000\n")
+        os.environ["ECHOBENCH_PROC_SYS"] = tmp
+        try:
+            with kernel.raised([("kernel.pid_max", 1002)]) as record:
+                check(kernel.read_sysctl("kernel.pid_max") == 1002, "raised for the cell")
+                check(record == ["kernel.pid_max 1000 -> 1002"], f"and recorded: {record}")
+                raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            pass
+        check(kernel.read_sysctl("kernel.pid_max") == 1000, "restored, also on Ctrl-C")
+        del os.environ["ECHOBENCH_PROC_SYS"]
+    real_euid = os.geteuid
+    try:
+        os.geteuid = lambda: 1000
+        check("root" in (kernel.can_tune() or ""), "--tune-kernel needs root")
+    finally:
+        os.geteuid = real_euid
+
+    # Variants: a label, a model that exists, options passed through.
+    from echobench.models import parse_variant
+    models = {"epoll": Model("epoll", "e", "event-loop", "reactors", False, 0, True),
+              "pool": Model("pool", "p", "threads", "workers", True, 0, False)}
+    v = parse_variant("epoll2=epoll --threads 2", models, {"epoll"})
+    check((v.name, v.model.name, v.options, v.given_threads()) ==
+          ("epoll2", "epoll", ["--threads", "2"], 2), f"a variant: {v}")
+    v = parse_variant("heavy=epoll --msg-size 128 --work-us 5", models, set())
+    check(v.options == ["--msg-size", "128", "--work-us", "5"], f"options kept: {v.options}")
+    for text, words in [("epoll", "LABEL=MODEL"), ("Bad=epoll", "series name"),
+                        ("epoll=epoll --threads 2", "already"), ("x=nosuch", "not a model"),
+                        ("x=", "no model"), ("x=epoll --port 1", "--port"),
+                        ("x=epoll 'unclosed", "quotation")]:
+        try:
+            parse_variant(text, models, {"epoll"})
+            check(False, f"variant {text!r} refused")
+        except ValueError as e:
+            check(words in str(e), f"variant {text!r}: {e}")
+    pool8 = parse_variant("pool8=pool --threads 8", models, set())
+    cells = build_cells(Settings.resolve("tiny", connections=[8, 9]), [pool8], ["connections"])
+    got = {c.connections: (c.status, c.threads, c.server_model, c.server_options) for c in cells}
+    check(got[8] == ("pending", None, "pool", "--threads 8") and got[9][0] == "unservable",
+          f"a variant's --threads bounds its pool and is not overridden: {got}")
+
+    # Findings: every comparison, with --baseline against it; tiny or single: indicative.
+    from echobench.findings import comparisons
+    cells = []
+    for model, base in (("a", 100.0), ("b", 200.0), ("c", 101.0)):
+        for rep in range(5):
+            c = Cell("connections", model, 4, repeat=rep)
+            c.status = "ok"
+            c.result = {"requests_per_sec": base + rep, "server_cpu_us_per_request": 10.0 + rep}
+            cells.append(c)
+    found = comparisons(cells, ["a", "b", "c"], baseline="a")
+    pairs = {(f["metric"], f["a"], f["b"]): f for f in found}
+    check(set(pairs) == {(m, "a", x) for m in ("requests_per_sec",
+                                                "server_cpu_us_per_request") for x in "bc"},
+          f"--baseline a: every series against a, every metric: {sorted(pairs)}")
+    f = pairs[("requests_per_sec", "a", "b")]
+    check(f["significant"] and f["ratio"] > 1.9 and f["ci_low"] > 1 and not f["indicative"],
+          f"b is twice a: significant: {f}")
+    f = pairs[("requests_per_sec", "a", "c")]
+    check(not f["significant"], f"c and a overlap: not significant: {f}")
+    check(all(comparisons(cells, ["a", "b"], indicative=True)[i]["indicative"]
+              for i in range(1)), "tiny profile: indicative")
+    found = comparisons(cells, ["a", "b", "c"])
+    check({(f["a"], f["b"]) for f in found if f["metric"] == "requests_per_sec"} ==
+          {("b", "c"), ("b", "a")}, f"no baseline: the best against the runner-up and the "
+                                     f"last: {[(f['a'], f['b']) for f in found]}")
+
+
+def case_checker(build):
+    """Checking the checker: a model against itself (A/A) gives no significant finding beyond
+    the test's false-positive rate; against itself with 5 us of work per message (A/B) it is
+    found to take significantly more CPU per request. Then variants, --baseline, --repeat
+    auto."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run = os.path.join(tmp, "run")
+        # --keep-disturbed: the machine the tests run on is shared, often loaded; discarding
+        # would leave too little here (the disturbed case checks discarding).
+        # 4 and 16 connections: at one, a loaded machine's wake-ups cost more than the work.
+        r = bench(build, run, "--models", "epoll", "--scenarios", "connections",
+                  "--connections", "4,16", "--variant", "twin=epoll", "--variant", "heavy=epoll --msg-size 128 "
+                  "--work-us 5", "--baseline", "epoll", "--repeat", "5", "--keep-disturbed",
+                  "--seed", "11")
+        check(r.returncode == 0, f"A/A and A/B run exits 0: {r.stderr[-500:]}")
+        with open(os.path.join(run, "findings.json")) as f:
+            found = json.load(f)
+        keys = {"scenario", "setting", "metric", "a", "b", "ratio", "ci_low", "ci_high",
+                "significant"}
+        check(found and all(keys <= set(f) for f in found), f"findings.json: {found[:1]}")
+        check(all(f["a"] == "epoll" for f in found), "--baseline epoll: every finding against it")
+        check(all(f["indicative"] for f in found), "the tiny profile's findings are indicative")
+        twin = [f for f in found if f["b"] == "twin"]
+        false = [f for f in twin if f["significant"]]
+        check(len(twin) >= 4 and len(false) <= 1,
+              f"A/A: at most one of {len(twin)} comparisons significant (~3 % each): {false}")
+        heavy = [f for f in found if f["b"] == "heavy" and
+                 f["metric"] == "server_cpu_us_per_request"]
+        check(heavy and all(f["significant"] and f["ratio"] > 1 for f in heavy),
+              f"A/B: 5 us of work per message is significantly more CPU per request: {heavy}")
+        for f in heavy:
+            print(f"A/B {f['setting']}: CPU per request heavy/epoll {f['ratio']:.2f} "
+                  f"({f['ci_low']:.2f}-{f['ci_high']:.2f})")
+        print(f"A/A: {len(false)} of {len(twin)} significant")
+        with open(os.path.join(run, "results.csv")) as f:
+            rows = list(csv.DictReader(f))
+        heavy_rows = [x for x in rows if x["model"] == "heavy"]
+        check(heavy_rows and all(x["server_model"] == "epoll" and
+                                 x["server_options"] == "--msg-size 128 --work-us 5"
+                                 for x in heavy_rows),
+              f"a variant's model and options are in results.csv: {heavy_rows[:1]}")
+        with open(os.path.join(run, "report.md")) as f:
+            report = f.read()
+        check("heavy / epoll" in report and "significantly higher" in report and
+              "Indicative only" in report, "the report states the findings and says indicative")
+        check("heavy=epoll --msg-size 128 --work-us 5" in report, "the report names the variant")
+        check("'throughput.heavy.dat'" in open(os.path.join(run, "plots", "throughput.gp")).read(),
+              "the variant is a series of the plots")
+
+    # Variants and baselines the bench refuses, before the run starts.
+    for args, words in [(["--variant", "bad=epoll --bogus"], "--bogus"),
+                        (["--variant", "epoll=epoll"], "already"),
+                        (["--variant", "x=nosuch"], "not a model"),
+                        (["--variant", "X=epoll"], "series name"),
+                        (["--baseline", "nosuch"], "--baseline")]:
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.monotonic()
+            r = bench(build, os.path.join(tmp, "run"), "--models", "epoll", "--scenarios",
+                      "churn", *args, timeout=60)
+            took = time.monotonic() - started
+            lines = r.stderr.strip().splitlines()
+            check(r.returncode == 2 and len(lines) == 1 and words in r.stderr and took < 15
+                  and not os.path.exists(os.path.join(tmp, "run")),
+                  f"bench {' '.join(args)}: exit 2 with one line naming {words}, before the run "
+                  f"(got {r.returncode}: {lines})")
+
+    # --repeat auto: at least 6 repeats, then more while the interval is wider than +-5 %,
+    # at most 9.
+    with tempfile.TemporaryDirectory() as tmp:
+        run = os.path.join(tmp, "run")
+        r = bench(build, run, "--models", "epoll", "--scenarios", "churn", "--repeat", "auto",
+                  "--keep-disturbed")
+        check(r.returncode == 0, f"--repeat auto exits 0: {r.stderr[-300:]}")
+        with open(os.path.join(run, "results.json")) as f:
+            data = json.load(f)
+        reps = sorted({c["repeat"] for c in data["cells"]})
+        entry = [e for e in data["summary"] if e["metric"] == "requests_per_sec"][0]
+        settled = entry["ci_low"] >= 0.95 * entry["median"] and \
+            entry["ci_high"] <= 1.05 * entry["median"]
+        check(6 <= len(reps) <= 9 and (len(reps) == 9 or settled),
+              f"--repeat auto: 6 to 9 repeats, fewer than 9 only when within +-5 %: "
+              f"{len(reps)} repeats, {entry}")
+        check(data["meta"]["repeat"] == "auto", "results.json says auto")
+    check(not leftover_processes(), "no server left running")
+
+
+FAKE_LOADGEN = """#!/usr/bin/env python3
+import json, os, subprocess, sys
+REAL, COUNTER, MODE = {real!r}, {counter!r}, {mode!r}
+args = sys.argv[1:]
+r = subprocess.run([REAL] + args)
+if "--json" in args:
+    out = args[args.index("--json") + 1]
+    n = int(open(COUNTER).read()) if os.path.exists(COUNTER) else 0
+    open(COUNTER, "w").write(str(n + 1))
+    if os.path.getsize(out):  # stalls of 30 % of the window, or none (whatever the machine did)
+        d = json.load(open(out))
+        stalled = MODE == "always" or n % 2 == 0
+        d["stalls"] = {{"max_us": 40000.0 if stalled else 0.0, "count_over_1ms": 3 * stalled,
+                        "total_us": d["duration_s"] * 1e6 * 0.3 * stalled, "threshold_us": 200}}
+        json.dump(d, open(out, "w"))
+sys.exit(r.returncode)
+"""
+
+
+def case_disturbed(build):
+    """A measurement that platform stalls could explain is flagged, measured again (at most
+    twice), every attempt kept; plots and findings use the undisturbed ones. The load generator
+    here is the real one with stalls written into every other report (or every report)."""
+    for mode in ("every other", "always"):
+        with tempfile.TemporaryDirectory() as fake:
+            os.makedirs(os.path.join(fake, "servers"))
+            os.makedirs(os.path.join(fake, "loadgen"))
+            os.symlink(os.path.join(build, "servers", "echo-server"),
+                       os.path.join(fake, "servers", "echo-server"))
+            path = os.path.join(fake, "loadgen", "loadgen")
+            with open(path, "w") as f:
+                f.write(FAKE_LOADGEN.format(real=os.path.join(build, "loadgen", "loadgen"),
+                                            counter=os.path.join(fake, "count"), mode=mode))
+            os.chmod(path, 0o755)
+            run = os.path.join(fake, "run")
+            r = bench(fake, run, "--models", "epoll", "--scenarios", "connections",
+                      "--seed", "1")
+            check(r.returncode == 0, f"{mode}: the bench exits 0: {r.stderr[-500:]}")
+            with open(os.path.join(run, "results.csv")) as f:
+                rows = list(csv.DictReader(f))
+            by_cell = {}
+            for x in rows:
+                by_cell.setdefault(x["connections"], []).append(
+                    (x["attempt"], x["disturbed"], x["status"]))
+            if mode == "every other":
+                check(all(v == [("0", "True", "ok"), ("1", "False", "ok")]
+                          for v in by_cell.values()),
+                      f"a disturbed attempt, then a clean one; both kept: {by_cell}")
+            else:
+                check(all(v == [("0", "True", "ok"), ("1", "True", "ok"), ("2", "True", "ok")]
+                          for v in by_cell.values()),
+                      f"at most 2 re-measurements, every attempt kept: {by_cell}")
+            with open(os.path.join(run, "results.json")) as f:
+                data = json.load(f)
+            rps = [e for e in data["summary"] if e["metric"] == "requests_per_sec"]
+            if mode == "every other":
+                check(rps and all(e["n"] == 1 and e["discarded"] == 1 for e in rps),
+                      f"the summary uses the clean attempt, counts the other: {rps}")
+            else:
+                check(not rps, f"nothing undisturbed: no summary entry: {rps}")
+            with open(os.path.join(run, "report.md")) as f:
+                report = f.read()
+            check("disturbed" in report and "left out" in report,
+                  f"{mode}: the report says how many were discarded")
+            check("disturbed: stalls" in r.stdout, "the progress lines say why")
+    check(not leftover_processes(), "no server left running")
 
 
 def main():
@@ -520,7 +914,8 @@ def main():
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     {"smoke": case_smoke, "interrupt": case_interrupt, "compare": case_compare,
-     "cli": case_cli, "units": case_units, "stats": case_stats}[case](build)
+     "cli": case_cli, "units": case_units, "stats": case_stats, "checker": case_checker,
+     "disturbed": case_disturbed}[case](build)
     if failures:
         print(f"{len(failures)} check(s) failed")
         sys.exit(1)

@@ -2,17 +2,49 @@
 contract: docs/adding-a-model.md).
 
 The bench decides from the contract's fields, never from display text: a model whose every
---threads thread serves one connection at a time (serves_one_connection_per_thread) holds at most
---threads connections, a model with a declared max_connections no more than that, an iterative
-model one. An echo-server built before `--json` existed is read from the text of `--list`.
+--threads thread serves one connection at a time (serves_one_connection_per_thread) gets a pool
+the size of the cell's connections, up to POOL_CAP; a model with a declared max_connections
+holds no more than that, an iterative model one; a kernel limit (kernel_limits: pid_max for a
+process per connection, ...) stops a model at 90 % of what it allows. An echo-server built
+before `--json` existed is read from the text of `--list`.
+
+A series is what the plots and findings compare: a model, or a variant - a model with server
+options of its own under a label (`--variant 'epoll2=epoll --threads 2'`).
 """
 
 import json
+import re
+import shlex
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 LIST_JSON_VERSION = 1
+
+# The largest pool the bench gives a model that serves one connection per worker: --threads is
+# sized to the cell's connections up to this (docs/results.md says why these numbers).
+POOL_CAP = {"processes": 512, "threads": 1024}
+DEFAULT_POOL_CAP = 1024
+# A kernel limit counts every process or thread of the machine, not only the server's: a cell
+# may use this share of it.
+KERNEL_HEADROOM = 0.9
+
+
+@dataclass
+class KernelLimit:
+    sysctl: str           # e.g. kernel.pid_max
+    per_connection: int   # how much of it one connection takes
+    why: str              # "a process per connection"
+    value: int            # the sysctl's value when echo-server was asked
+    max_connections: int  # value / per_connection
+
+    def usable(self):
+        """The most connections a cell may ask for under this limit, with headroom."""
+        return int(self.max_connections * KERNEL_HEADROOM)
+
+    def needed(self, connections):
+        """The sysctl value that would let `connections` connections through with headroom."""
+        return -(-connections * self.per_connection * 10 // int(KERNEL_HEADROOM * 10))
 
 
 @dataclass
@@ -24,31 +56,108 @@ class Model:
     serves_one_connection_per_thread: bool  # each thread (process) serves one connection
     max_connections: int        # the most it can hold by construction, or 0 for no limit of its own
     listener_per_thread: bool   # every thread accepts on a listener of its own (SO_REUSEPORT)
+    kernel_limits: list = field(default_factory=list)  # [KernelLimit]
+    default_threads: Optional[int] = None
+
+    @property
+    def pool_cap(self):
+        return POOL_CAP.get(self.kind, DEFAULT_POOL_CAP)
 
     @property
     def pool_of_one_connection_threads(self):
         """--threads N threads, each serving one connection: N connections at a time at most."""
         return self.serves_one_connection_per_thread and self.threads_meaning is not None
 
-    def threads_for(self, workers):
-        """The --threads the bench gives the model: `workers` for a pool of workers (and for
-        any pool whose threads serve one connection each, so that its limit is known); None
-        leaves the model's own default (reactors, rings)."""
-        if self.threads_meaning == "workers" or self.pool_of_one_connection_threads:
-            return workers
-        return None
+    def pool_for(self, connections, given_threads=None):
+        """(--threads for a cell with `connections` connections or None, why not servable or
+        ""). A pool that serves one connection per worker is sized to the connections, at
+        least 1, up to its cap - unless a variant gave --threads, which then bounds it; other
+        models keep their own default."""
+        if not self.pool_of_one_connection_threads:
+            return None, ""
+        what = "processes" if self.kind == "processes" else "threads"
+        if given_threads is not None:
+            if connections > given_threads:
+                return None, (f"{given_threads} {self.threads_meaning} (--threads) serve "
+                              f"{given_threads} connections at a time")
+            return None, ""
+        if connections > self.pool_cap:
+            return None, (f"serves one connection per worker, and the bench caps its pool at "
+                          f"{self.pool_cap:,} {what}")
+        return max(1, connections), ""
 
-    def connection_limit(self, workers):
-        """(how many persistent connections the model serves at once, why), or (None, "")."""
+    def connection_limit(self):
+        """(how many persistent connections the model holds by construction, why), or
+        (None, "")."""
         if self.kind == "iterative":
             return 1, "serves one connection at a time"
-        if self.pool_of_one_connection_threads:
-            return workers, (f"{workers} {self.threads_meaning} serve {workers} connections at "
-                             "a time")
         if self.max_connections:
             return self.max_connections, (f"holds at most {self.max_connections} connections "
                                           "(see echo-server --list)")
         return None, ""
+
+
+@dataclass
+class Series:
+    """A line of the plots: a model under its own name, or a variant (a label, a model, server
+    options of its own)."""
+    name: str
+    model: Model
+    options: list = field(default_factory=list)
+
+    @property
+    def is_variant(self):
+        return self.name != self.model.name or bool(self.options)
+
+    def given_threads(self):
+        """The --threads a variant's options set, or None."""
+        value = None
+        opts = self.options
+        for i, opt in enumerate(opts):
+            text = None
+            if opt in ("-t", "--threads") and i + 1 < len(opts):
+                text = opts[i + 1]
+            elif opt.startswith("--threads="):
+                text = opt.split("=", 1)[1]
+            elif opt.startswith("-t") and len(opt) > 2 and opt[2:].isdigit():
+                text = opt[2:]
+            if text is not None and text.isdigit():
+                value = int(text)
+        return value
+
+    def describe(self):
+        return f"{self.name}={self.model.name}" + (" " + shlex.join(self.options)
+                                                    if self.options else "")
+
+
+SERIES_NAME = re.compile(r"[a-z0-9][a-z0-9_]*")
+
+
+def parse_variant(text, models, taken):
+    """A Series from 'LABEL=MODEL OPTION...'; ValueError with one sentence if it is not one.
+    models: {name: Model}; taken: the series names already used."""
+    label, eq, rest = text.partition("=")
+    label = label.strip()
+    if not eq:
+        raise ValueError(f"'{text}' is not LABEL=MODEL OPTION... (e.g. 'epoll2=epoll "
+                         "--threads 2')")
+    if not SERIES_NAME.fullmatch(label):
+        raise ValueError(f"'{label}' is not a series name (lower-case letters, digits and _)")
+    if label in taken or label in models:
+        raise ValueError(f"'{label}' is already a series (a model or another variant)")
+    try:
+        words = shlex.split(rest)
+    except ValueError as e:
+        raise ValueError(f"'{text}': {e}")
+    if not words:
+        raise ValueError(f"'{text}' names no model")
+    if words[0] not in models:
+        raise ValueError(f"'{words[0]}' is not a model; registered: " + ", ".join(models))
+    for opt in words[1:]:
+        if opt in ("-m", "--model", "-p", "--port", "-H", "--host") or \
+                opt.startswith(("--model=", "--port=", "--host=")):
+            raise ValueError(f"'{text}': {opt} is the bench's to choose")
+    return Series(label, models[words[0]], words[1:])
 
 
 def parse_list_json(text):
@@ -64,7 +173,11 @@ def parse_list_json(text):
     try:
         return [Model(m["name"], m["summary"], m["kind"], m["threads_meaning"],
                       bool(m["serves_one_connection_per_thread"]), int(m["max_connections"]),
-                      bool(m["listener_per_thread"])) for m in doc["models"]]
+                      bool(m["listener_per_thread"]),
+                      [KernelLimit(k["sysctl"], int(k["per_connection"]), k["why"],
+                                   int(k["value"]), int(k["max_connections"]))
+                       for k in m.get("kernel_limits") or []],
+                      m.get("default_threads")) for m in doc["models"]]
     except (KeyError, TypeError, ValueError) as e:
         raise RuntimeError(f"echo-server --list --json: a model lacks a field ({e})")
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 
-from .results import aggregate
+from .results import aggregate, usable
 
 # Distinct colours, assigned to models in registry order (one colour per model everywhere).
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
@@ -95,37 +95,71 @@ class Plotter:
         return lines
 
     def lines_plot(self, name, title, xlabel, ylabel, series, logx=False, logy=None,
-                   notes=(), hline=None, xtics=None):
-        """series: {model: [(x, median, min, max)]}, drawn in registry order."""
+                   notes=(), hline=None, xtics=None, capacity=None):
+        """series: {model: [(x, median, ci_low, ci_high, saturated)]}, drawn in registry
+        order; capacity: {model: [(x, capacity)]}, drawn dashed."""
         styled = [(model, model, self.colors[model], 1, series[model])
                   for model in self.models if series.get(model)]
+        extra = [(f"{model}.capacity", f"{model} capacity (1e6 / CPU us per request)",
+                  self.colors[model], 2, capacity[model])
+                 for model in self.models if (capacity or {}).get(model)]
         self.styled_lines_plot(name, title, xlabel, ylabel, styled, logx, logy, notes, hline,
-                               xtics)
+                               xtics, extra)
 
     def styled_lines_plot(self, name, title, xlabel, ylabel, styled, logx=False, logy=None,
-                          notes=(), hline=None, xtics=None):
-        """styled: [(file tag, legend, colour, dash type, [(x, median, min, max)])]."""
+                          notes=(), hline=None, xtics=None, extra=()):
+        """styled: [(file tag, legend, colour, dash type, [(x, median, ci_low, ci_high,
+        saturated)])]: lines through the medians, the 95 % intervals as error bars (with
+        repeats), a hollow point where the load generator was saturated. extra: [(file tag,
+        legend, colour, dash type, [(x, y)])], dashed lines with open squares."""
         values = [p[1] for *_, pts in styled for p in pts]
         if logy is None:
             logy = _spans_decades(values)
-        lines = self._common(title, xlabel, ylabel, logx, logy, list(notes))
+        notes = list(notes)
+        if any(len(p) > 4 and p[4] for *_, pts in styled for p in pts):
+            notes.insert(0, "hollow points: the load generator was saturated (busy >= 90 % of "
+                            "the window): the server may be faster than shown"
+                         + ("; dashed: the server's capacity from its CPU per request, "
+                            "requests/s per server CPU, which does not depend on the load "
+                            "generator" if extra else ""))
+        if self.repeats > 1:
+            notes.insert(0, "error bars: 95 % interval of the median over the repeats "
+                            "(min-max below 6 repeats)")
+        lines = self._common(title, xlabel, ylabel, logx, logy, notes)
         lines.append(_yformat(values))
         if xtics:
             lines.append(f"set xtics ({', '.join(f'{_quote(l)} {x}' for x, l in xtics)})")
         plots = []
         for tag, legend, color, dash, pts in styled:
-            pts = sorted(p for p in pts if not logy or (p[1] or 0) > 0)
+            pts = sorted(tuple(p) + (False,) * (5 - len(p)) for p in pts
+                         if not logy or (p[1] or 0) > 0)
             if not pts:
                 continue
             dat = os.path.join(self.dir, f"{name}.{tag}.dat")
             with open(dat, "w") as f:
-                f.write("# x median min max\n")
-                for x, med, lo, hi in pts:
-                    f.write(f"{x} {med} {lo} {hi}\n")
-            style = "yerrorlines" if self.repeats > 1 else "linespoints"
-            using = "1:2:3:4" if self.repeats > 1 else "1:2"
-            plots.append(f"'{os.path.basename(dat)}' using {using} with {style} lw 2 pt 7 "
-                         f"ps 0.8 dt {dash} lc rgb '{color}' title {_quote(legend)}")
+                f.write("# x median ci_low ci_high saturated\n")
+                for x, med, lo, hi, sat in pts:
+                    f.write(f"{x} {med} {lo if lo is not None else med} "
+                            f"{hi if hi is not None else med} {1 if sat else 0}\n")
+            base = os.path.basename(dat)
+            plots.append(f"'{base}' using 1:2 with lines lw 2 dt {dash} lc rgb '{color}' "
+                         f"title {_quote(legend)}")
+            style, using = ("yerrorbars", ":3:4") if self.repeats > 1 else ("points", "")
+            plots.append(f"'{base}' using 1:($5 > 0 ? 1/0 : $2){using} with {style} pt 7 "
+                         f"ps 0.8 lc rgb '{color}' notitle")
+            plots.append(f"'{base}' using 1:($5 > 0 ? $2 : 1/0){using} with {style} pt 6 "
+                         f"ps 1.2 lc rgb '{color}' notitle")
+        for tag, legend, color, dash, pts in extra:
+            pts = sorted(p for p in pts if p[1])
+            if not pts:
+                continue
+            dat = os.path.join(self.dir, f"{name}.{tag}.dat")
+            with open(dat, "w") as f:
+                f.write("# x capacity\n")
+                for x, y in pts:
+                    f.write(f"{x} {y}\n")
+            plots.append(f"'{os.path.basename(dat)}' using 1:2 with linespoints lw 1 dt 2 pt 4 "
+                         f"ps 0.8 lc rgb '{color}' title {_quote(legend)}")
         if hline:
             lines.append(f"set arrow from graph 0, first {hline[0]} to graph 1, first "
                          f"{hline[0]} nohead dt 2 lc rgb '#555555'")
@@ -137,8 +171,9 @@ class Plotter:
         self._draw(name, title, lines)
 
     def bars_plot(self, name, title, ylabel, categories, data, notes=(), logy=None):
-        """Clustered bars: one cluster per category, one bar per model.
-        data: {model: {category: (median, min, max)}}."""
+        """Clustered bars: one cluster per category, one bar per model, with the 95 % interval
+        of the median as an error bar. data: {model: {category: (median, ci_low, ci_high,
+        saturated)}}; a model saturated anywhere says so in its legend."""
         models = [m for m in self.models if m in data]
         if not models:
             return
@@ -154,17 +189,24 @@ class Plotter:
                 row = [_quote(cat)]
                 for m in models:
                     v = data[m].get(cat)
-                    row.append(str(v[0]) if v and v[0] is not None else "?")
+                    if v and v[0] is not None:
+                        row += [str(v[0]), str(v[1] if v[1] is not None else v[0]),
+                                str(v[2] if v[2] is not None else v[0])]
+                    else:
+                        row += ["?", "?", "?"]
                 f.write(" ".join(row) + "\n")
-        lines += ["set style data histogram", "set style histogram clustered gap 1",
+        lines += ["set style data histogram", "set style histogram errorbars gap 1 lw 1",
                   "set style fill solid 0.85 border -1", "set boxwidth 0.9",
                   "set datafile missing '?'", "set xtics nomirror", "set yrange [0:*]" if
                   not logy else "set yrange [*:*]"]
         plots = []
         for i, m in enumerate(models):
             xt = ":xtic(1)" if i == 0 else ""
-            plots.append(f"'{os.path.basename(dat)}' using {i + 2}{xt} lc rgb "
-                         f"'{self.colors[m]}' title {_quote(m)}")
+            col = 2 + 3 * i
+            sat = any(len(v) > 3 and v[3] for v in data[m].values() if v)
+            legend = m + (" (load generator saturated)" if sat else "")
+            plots.append(f"'{os.path.basename(dat)}' using {col}:{col + 1}:{col + 2}{xt} lc rgb "
+                         f"'{self.colors[m]}' title {_quote(legend)}")
         lines.append("plot " + ", \\\n     ".join(plots))
         self._draw(name, title, lines)
 
@@ -203,13 +245,28 @@ def unserved_notes(cells, scenario):
 
 
 def series_of(cells, scenario, xfield, metric):
-    """{model: [(x, median, min, max)]} of a metric over a scenario's cells."""
+    """{model: [(x, median, ci_low, ci_high, saturated)]} of a metric over a scenario's
+    undisturbed cells."""
     out = {}
     for (scen, model, _), (agg, cell) in aggregate(cells, metric).items():
         if scen != scenario or agg.median is None:
             continue
-        out.setdefault(model, []).append((getattr(cell, xfield), agg.median, agg.min, agg.max))
+        out.setdefault(model, []).append((getattr(cell, xfield), agg.median, agg.low, agg.high,
+                                          agg.saturated))
     return out
+
+
+def capacity_of(cells, scenario, xfield):
+    """{model: [(x, requests/s per server CPU)]} for the models whose load generator saturated
+    somewhere in the scenario: 1e6 / the median CPU us per request."""
+    out, saturated = {}, set()
+    for (scen, model, _), (agg, cell) in aggregate(cells, "requests_per_sec").items():
+        if scen != scenario or agg.capacity is None:
+            continue
+        out.setdefault(model, []).append((getattr(cell, xfield), agg.capacity))
+        if agg.saturated:
+            saturated.add(model)
+    return {m: pts for m, pts in out.items() if m in saturated}
 
 
 def draw_all(run_dir, cells, models, repeats, latency_threshold_us):
@@ -221,7 +278,8 @@ def draw_all(run_dir, cells, models, repeats, latency_threshold_us):
         p.lines_plot("throughput", "Throughput versus connections (closed loop, 128 B)",
                      "connections", "requests per second",
                      series_of(cells, "connections", "connections", "requests_per_sec"),
-                     logx=True, notes=unserved_notes(cells, "connections"))
+                     logx=True, notes=unserved_notes(cells, "connections"),
+                     capacity=capacity_of(cells, "connections", "connections"))
         p.lines_plot("cpu_per_request", "Server CPU time per request (closed loop, 128 B)",
                      "connections", "server CPU per request (us)",
                      series_of(cells, "connections", "connections", "server_cpu_us_per_request"),
@@ -236,15 +294,17 @@ def draw_all(run_dir, cells, models, repeats, latency_threshold_us):
         rates = sorted({c.rate for c in cells if c.scenario == "latency"})
         if rates:
             rate = rates[len(rates) // 2]
-            hgrms = {c.model: os.path.join(run_dir, c.result["hgrm"]) for c in cells
-                     if c.scenario == "latency" and c.rate == rate and c.repeat == 0
-                     and c.status in ("ok", "errors") and c.result.get("hgrm")}
+            hgrms = {}
+            for c in cells:  # the first undisturbed repeat of each series
+                if c.scenario == "latency" and c.rate == rate and usable(c) and \
+                        c.result.get("hgrm") and c.model not in hgrms:
+                    hgrms[c.model] = os.path.join(run_dir, c.result["hgrm"])
             p.spectrum_plot("latency_spectrum",
                             f"Latency percentile spectrum at {rate:,.0f} requests/s (open loop)",
                             hgrms, notes=notes)
     if "churn" in scenarios:
         agg = aggregate(cells, "requests_per_sec")
-        data = {m: {"connections per second": (a.median, a.min, a.max)}
+        data = {m: {"connections per second": (a.median, a.low, a.high, a.saturated)}
                 for (s, m, _), (a, _) in agg.items() if s == "churn" and a.median}
         p.bars_plot("churn", "Connection churn: one connection per request",
                     "connections (= requests) per second", ["connections per second"], data,
@@ -262,7 +322,7 @@ def draw_all(run_dir, cells, models, repeats, latency_threshold_us):
             if setting not in cats:
                 cats.append(setting)
             if a.median:
-                data.setdefault(m, {})[setting] = (a.median, a.min, a.max)
+                data.setdefault(m, {})[setting] = (a.median, a.low, a.high, a.saturated)
         p.bars_plot("work_sleep", "Per-message CPU work and blocking wait (closed loop)",
                     "requests per second", cats, data, notes=unserved_notes(cells, "work"))
     if "idle" in scenarios:

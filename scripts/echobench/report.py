@@ -3,7 +3,8 @@ the data (never written by hand)."""
 
 import os
 
-from .results import aggregate
+from .findings import TEST, comparisons, sentence, write_findings
+from .results import aggregate, discarded, measured, usable
 from .scenarios import SCENARIOS
 
 
@@ -46,77 +47,32 @@ def knee(cells, model, threshold_us):
     return best, failed
 
 
-def _extremes(cells, metric, scenario, setting, higher_is_better=True):
-    """(best model, its value, worst model, its value) at one setting, or None if fewer than
-    two models were measured there."""
-    vals = {m: v for (m, s), v in _med(cells, metric, scenario).items()
-            if setting is None or s == setting}
-    if len(vals) < 2:
-        return None
-    pick = (max, min) if higher_is_better else (min, max)
-    best, worst = pick[0](vals, key=vals.get), pick[1](vals, key=vals.get)
-    return best, vals[best], worst, vals[worst]
-
-
-def _times(best, worst, worst_model):
-    """'3.2x WORST (1,234)', or 'while WORST completed none' when its value is 0."""
-    if not worst:
-        return f"while {worst_model} completed none"
-    return f"{best / worst:.1f}x {worst_model} ({_n(worst)})"
-
-
-def findings(cells, models, threshold_us):
-    """Sentences computed from the data, strongest comparisons first."""
-    out = []
-    conns = _settings(cells, "connections", "connections")
-    for c in reversed(conns):
-        e = _extremes(cells, "requests_per_sec", "connections", f"c={c}")
-        if e:
-            out.append(f"At {c:,} connections, {e[0]} served {_n(e[1])} requests/s: "
-                       + (f"{e[1] / e[3]:.1f}x the rate of {e[2]} ({_n(e[3])})." if e[3] else
-                          f"{e[2]} completed none."))
-            break
-    for c in conns[len(conns) // 2:]:
-        e = _extremes(cells, "server_cpu_us_per_request", "connections", f"c={c}", False)
-        if e and e[1]:
-            out.append(f"Server CPU per request at {c:,} connections: {e[0]} {e[1]:.2f} us, "
-                       f"{e[2]} {e[3]:.2f} us ({e[3] / e[1]:.1f}x).")
-            break
+def knee_sentence(cells, models, threshold_us):
+    """The latency knees of every series in one sentence, or None."""
     knees = {m: knee(cells, m, threshold_us) for m in models}
-    measured = {m: k for m, k in knees.items() if k[0] or k[1]}
-    if measured:
-        every = [m for m, (ok, bad) in measured.items() if ok and not bad]
-        parts = [f"{m} up to {_n(ok)} (not at {_n(bad)})" if ok else
-                 f"{m} not even at {_n(bad)}"
-                 for m, (ok, bad) in measured.items() if bad]
-        rates = _settings(cells, "latency", "rate")
-        text = f"p99 latency under {threshold_us:g} us with the offered rate achieved: "
-        if every:
-            text += f"at every rate up to {_n(rates[-1])} requests/s for {', '.join(every)}"
-            text += "; " if parts else ""
-        out.append(text + "; ".join(parts) + ".")
-    e = _extremes(cells, "requests_per_sec", "churn", None)
-    if e:
-        out.append(f"Connection churn: {e[0]} accepted {_n(e[1])} connections/s, "
-                   f"{_times(e[1], e[3], e[2])}.")
-    sizes = _settings(cells, "size", "size")
-    e = sizes and _extremes(cells, "mb_per_sec", "size", f"size={sizes[-1]}")
-    if e:
-        out.append(f"With {sizes[-1]:,}-byte messages, {e[0]} echoed {e[1]:,.0f} MB/s, "
-                   f"{e[2]} {e[3]:,.0f} MB/s.")
-    for setting in sorted({s for _, s in _med(cells, "requests_per_sec", "work")}):
-        e = _extremes(cells, "requests_per_sec", "work", setting)
-        if e:
-            what = "CPU work" if setting.startswith("work") else "blocking wait"
-            out.append(f"With {setting.split('=')[1]} of {what} per message, {e[0]} served "
-                       f"{_n(e[1])} requests/s, {_times(e[1], e[3], e[2])}.")
-    counts = _settings(cells, "idle", "connections")
-    e = counts and _extremes(cells, "memory_per_connection_bytes", "idle",
-                             f"idle={counts[-1]}", False)
-    if e:
-        out.append(f"Holding {counts[-1]:,} idle connections cost {e[2]} "
-                   f"{e[3] / 1024:,.1f} KiB of memory each, {e[0]} {max(e[1], 0):,.0f} bytes.")
-    return out
+    found = {m: k for m, k in knees.items() if k[0] or k[1]}
+    if not found:
+        return None
+    every = [m for m, (ok, bad) in found.items() if ok and not bad]
+    parts = [f"{m} up to {_n(ok)} (not at {_n(bad)})" if ok else f"{m} not even at {_n(bad)}"
+             for m, (ok, bad) in found.items() if bad]
+    rates = _settings(cells, "latency", "rate")
+    text = (f"p99 latency (median of the repeats) under {threshold_us:g} us with the offered "
+            "rate achieved: ")
+    if every:
+        text += f"at every rate up to {_n(rates[-1])} requests/s for {', '.join(every)}"
+        text += "; " if parts else ""
+    return text + "; ".join(parts) + "."
+
+
+def findings(cells, models, threshold_us, baseline=None, indicative=False):
+    """Sentences computed from the data: every comparison (findings.comparisons), the
+    significant ones first, then the knees."""
+    found = comparisons(cells, models, baseline, indicative)
+    out = [sentence(f) for f in found if f["significant"]]
+    out += [sentence(f) for f in found if not f["significant"]]
+    k = knee_sentence(cells, models, threshold_us)
+    return out + ([k] if k else [])
 
 
 def summary_table(cells, models, threshold_us):
@@ -186,26 +142,75 @@ def write_report(run_dir, meta, env, cells, models, plots, threshold_us):
     if meta.get("interrupted"):
         lines += ["", "**This run was interrupted: only the cells finished before Ctrl-C are "
                       "here.**"]
+    baseline = meta.get("baseline")
+    indicative = meta.get("profile") == "tiny"
+    found = comparisons(cells, models, baseline, indicative)
+    write_findings(run_dir, found)
     lines += ["", "## Findings", ""]
-    lines += [f"- {f}" for f in findings(cells, models, threshold_us)] or ["- (no data)"]
+    n_sig = sum(1 for f in found if f["significant"])
+    pairs = (f"every series against {baseline}" if baseline else
+             "at each setting, the best series against the runner-up and the last")
+    intro = (f"{len(found)} comparisons ({pairs}), each the ratio of two series on one metric "
+             f"with its 95 % interval; {n_sig} significant ({TEST}). All are in "
+             "`findings.json`.")
+    if indicative:
+        intro += (" **Indicative only**: the `tiny` profile's windows are too short for "
+                  "figures to rely on.")
+    elif any(f["indicative"] for f in found):
+        intro += " Findings from single measurements are marked [indicative]."
+    lines += [intro, ""]
+    sig = [f for f in found if f["significant"]]
+    same = [f for f in found if not f["significant"]]
+    if sig:
+        lines += ["Significant differences:", ""] + [f"- {sentence(f)}" for f in sig] + [""]
+    if same:
+        lines += ["Indistinguishable at this precision:", ""] + \
+            [f"- {sentence(f)}" for f in same] + [""]
+    k = knee_sentence(cells, models, threshold_us)
+    lines += [f"- {k}"] if k else []
+    if not found and not k:
+        lines.append("- (no data)")
+    disturbed = [c for c in cells if discarded(c)]
+    kept = [c for c in cells if measured(c) and c.disturbed and not discarded(c)]
+    if kept:
+        lines.append(f"- {len(kept)} measurements were disturbed (the load generator's platform "
+                     "stalls could explain their figures) and are used all the same "
+                     "(--keep-disturbed): treat the figures with care.")
+    if disturbed:
+        lost = sum(1 for c in disturbed if c.attempt + 1 >= 3 and not any(
+            o.scenario == c.scenario and o.model == c.model and o.setting() == c.setting()
+            and o.repeat == c.repeat and usable(o) for o in cells))
+        lines.append(f"- {len(disturbed)} measurements were disturbed (the load generator's "
+                     "platform stalls could explain their figures) and are left out of the "
+                     "plots, the summary and the findings; each was measured again, at most "
+                     f"twice, and {lost} attempts ended disturbed with no undisturbed one for "
+                     "their repeat. Every attempt is in results.csv (`attempt`, `disturbed`).")
     saturated = [c for c in cells if c.result.get("loadgen_saturated")]
     if saturated:
         lines.append(f"- The load generator was itself saturated in {len(saturated)} of "
-                     f"{sum(1 for c in cells if c.result)} measured cells: there the server may "
-                     f"be faster than its throughput shows; its CPU per request is exact "
-                     f"regardless.")
+                     f"{sum(1 for c in cells if c.result)} measured cells (hollow points in the "
+                     "plots): there the server may be faster than its throughput shows; its CPU "
+                     "per request is exact regardless, and the throughput plot adds the "
+                     "capacity it gives (1,000,000 / CPU us per request: requests/s per server "
+                     "CPU).")
+    tuned = [c for c in cells if c.result.get("kernel_tuning")]
+    for c in tuned:
+        lines.append(f"- --tune-kernel: {c.scenario} {c.model} {c.setting()} (repeat "
+                     f"{c.repeat}) ran with {c.result['kernel_tuning']}.")
     lines += ["", "## Summary", ""] + summary_table(cells, models, threshold_us)
     lines += ["", "## Plots", ""]
     for name, title in plots:
         lines += [f"### {title}", "", f"![{title}](plots/{name}.png)", "",
                   f"[SVG](plots/{name}.svg) - [gnuplot script](plots/{name}.gp)", ""]
-    problems = [c for c in cells if c.status not in ("ok",)]
+    problems = [c for c in cells if c.status not in ("ok",) or c.disturbed]
     if problems:
         lines += ["## Cells not measured, or measured with errors", "",
                   "| scenario | model | setting | status | reason |", "|---|---|---|---|---|"]
         for c in problems:
             if c.repeat == 0 or c.status != "unservable":
-                lines.append(f"| {c.scenario} | {c.model} | {c.setting()} | {c.status} | "
+                status = c.status + (f" (disturbed, attempt {c.attempt})" if c.disturbed
+                                     else "")
+                lines.append(f"| {c.scenario} | {c.model} | {c.setting()} | {status} | "
                              f"{c.reason.replace('|', '/')} |")
         lines.append("")
     lines += ["## Scenarios", ""]

@@ -26,39 +26,71 @@ RESULT_COLUMNS = [
     # Added later, so at the end: the load generator's stall figures, where it reports them.
     "stalls_max_us", "stalls_count_over_1ms", "stalls_total_us",
 ]
-COLUMNS = PARAM_COLUMNS + RESULT_COLUMNS
+# Added after those: which attempt at the repeat this is and whether it was disturbed; what a
+# variant runs; the pool size the bench gave; the sysctls --tune-kernel raised.
+LATE_COLUMNS = ["attempt", "disturbed", "server_model", "server_options", "threads",
+                "kernel_tuning"]
+COLUMNS = PARAM_COLUMNS + RESULT_COLUMNS + LATE_COLUMNS
 
 
 # The metrics results.json's summary gives for each scenario (docs/results.md).
 SUMMARY_METRICS = {
-    "connections": ["requests_per_sec", "server_cpu_us_per_request", "lat_p50_us", "lat_p99_us"],
+    "connections": ["requests_per_sec", "server_cpu_us_per_request", "lat_p50_us", "lat_p99_us",
+                    "lat_p999_us"],
     "latency": ["lat_p50_us", "lat_p99_us", "lat_p999_us", "achieved_ratio",
                 "server_cpu_us_per_request"],
     "churn": ["requests_per_sec", "connect_p50_us", "connect_p99_us",
               "server_cpu_us_per_request"],
-    "size": ["mb_per_sec", "lat_p99_us", "server_cpu_us_per_request"],
-    "work": ["requests_per_sec", "lat_p99_us", "server_cpu_us_per_request"],
+    "size": ["mb_per_sec", "lat_p50_us", "lat_p99_us", "server_cpu_us_per_request"],
+    "work": ["requests_per_sec", "lat_p50_us", "lat_p99_us", "server_cpu_us_per_request"],
     "idle": ["memory_per_connection_bytes"],
 }
 STALL_METRICS = ["stalls_max_us", "stalls_total_us"]  # every scenario, where reported
+# The metric that stands for a cell (--repeat auto settles on it; scripts/compare shows it), and
+# whether more is better.
+HEADLINE = {
+    "connections": ("requests_per_sec", True),
+    "latency": ("lat_p99_us", False),
+    "churn": ("requests_per_sec", True),
+    "size": ("mb_per_sec", True),
+    "work": ("requests_per_sec", True),
+    "idle": ("memory_per_connection_bytes", False),
+}
+
+
+def measured(cell):
+    """A cell with figures: status ok or errors (disturbed or not)."""
+    return cell.status in ("ok", "errors")
+
+
+def usable(cell):
+    """A measurement that plots, summaries and findings use: measured and not disturbed (or
+    disturbed and kept by --keep-disturbed)."""
+    return measured(cell) and (not cell.disturbed or bool(cell.result.get("kept_disturbed")))
+
+
+def discarded(cell):
+    """A disturbed measurement left out."""
+    return measured(cell) and not usable(cell)
 
 
 def summarize(cells):
     """One entry per (scenario, model, setting, metric) measured at least once: the median over
-    the repeats with a distribution-free 95 % interval (stats.median_interval)."""
+    the undisturbed repeats with a distribution-free 95 % interval (stats.median_interval), and
+    how many disturbed measurements were left out."""
     out = []
     for (scenario, model, setting), group in _groups(cells).items():
-        measured = [c for c in group if c.status in ("ok", "errors")]
+        used = [c for c in group if usable(c)]
+        n_discarded = sum(1 for c in group if discarded(c))
         for metric in SUMMARY_METRICS.get(scenario, []) + STALL_METRICS:
-            values = [c.result.get(metric) for c in measured
-                      if c.result.get(metric) is not None]
+            values = [c.result.get(metric) for c in used if c.result.get(metric) is not None]
             if not values:
                 continue
             iv = median_interval(values)
             out.append({"scenario": scenario, "model": model, "setting": setting,
                         "metric": metric, "median": iv.median, "ci_low": iv.low,
                         "ci_high": iv.high, "n": iv.n, "interval": iv.method,
-                        "coverage": round(iv.coverage, 4)})
+                        "coverage": round(iv.coverage, 4), "discarded": n_discarded})
     return out
 
 
@@ -94,14 +126,23 @@ def load_run(run_dir):
 
 
 class Aggregate:
-    """A value over the repeats of one cell: median, min, max, count."""
+    """A value over the undisturbed repeats of one cell: median, its 95 % interval (low, high:
+    stats.median_interval), min, max, count, the values themselves; whether the load generator
+    was saturated in any of them, and the server's capacity from its CPU per request."""
 
-    def __init__(self, values):
+    def __init__(self, values, saturated=False, capacity=None, discarded=0):
         values = [v for v in values if v is not None]
+        self.values = values
         self.n = len(values)
         self.median = statistics.median(values) if values else None
         self.min = min(values) if values else None
         self.max = max(values) if values else None
+        iv = median_interval(values) if values else None
+        self.low = iv.low if iv else None
+        self.high = iv.high if iv else None
+        self.saturated = saturated
+        self.capacity = capacity    # req/s one server CPU could serve: 1e6 / CPU us per request
+        self.discarded = discarded  # disturbed measurements left out
 
 
 def _groups(cells):
@@ -117,7 +158,23 @@ def aggregate(cells, metric):
     measured repeats; cells that were not measured keep their status for the plots and report."""
     out = {}
     for key, group in _groups(cells).items():
-        measured = [c for c in group if c.status in ("ok", "errors")]
-        agg = Aggregate([c.result.get(metric) for c in measured])
-        out[key] = (agg, measured[0] if measured else group[0])
+        used = [c for c in group if usable(c)]
+        cpu = statistics.median([c.result["server_cpu_us_per_request"] for c in used
+                                 if c.result.get("server_cpu_us_per_request")] or [0])
+        agg = Aggregate([c.result.get(metric) for c in used],
+                        saturated=any(c.result.get("loadgen_saturated") for c in used),
+                        capacity=1e6 / cpu if cpu else None,
+                        discarded=sum(1 for c in group if discarded(c)))
+        out[key] = (agg, used[0] if used else group[0])
+    return out
+
+
+def values_of(cells, metric):
+    """{(scenario, series, setting): [the metric of every undisturbed repeat]}."""
+    out = {}
+    for key, group in _groups(cells).items():
+        vals = [c.result.get(metric) for c in group if usable(c)
+                and c.result.get(metric) is not None]
+        if vals:
+            out[key] = vals
     return out

@@ -2,8 +2,10 @@
 tree watched from /proc meanwhile. Every cell is bounded in time and leaves nothing running."""
 
 import os
+import shlex
 from dataclasses import dataclass
 
+from . import kernel
 from .processes import Server, ServerError, TreeSampler, run_loadgen
 from .scenarios import Settings
 from .units import parse_cpu_list
@@ -59,13 +61,12 @@ class Placement:
 
 @dataclass
 class Bench:
-    """What every cell of a run shares: the programs, where results go, the placement, the
-    pool size for models with workers, and the resolved settings (windows, warm-up)."""
+    """What every cell of a run shares: the programs, where results go, the placement and the
+    resolved settings (windows, warm-up)."""
     echo_server: str
     loadgen: str
     run_dir: str
     placement: Placement
-    workers: int
     settings: Settings
 
 
@@ -74,15 +75,48 @@ SAMPLE_INTERVAL = {"latency": None, "idle": 0.2}
 DEFAULT_SAMPLE_INTERVAL = 1.0
 
 
-def server_args(cell, model, workers):
-    args = ["--model", cell.model, "--port", "0"]
-    threads = model.threads_for(workers)
-    if threads:
-        args += ["--threads", str(threads)]
+def server_args(cell, series):
+    """echo-server's options for a cell of a series: the model, the pool size the bench chose
+    (cell.threads), the cell's per-message cost, then a variant's own options - last, so that
+    they win over the cell's where both set one (a variant's --work-us stays its own)."""
+    args = ["--model", series.model.name, "--port", "0"]
+    if cell.threads:
+        args += ["--threads", str(cell.threads)]
     if cell.work_us or cell.sleep_us:
         args += ["--msg-size", str(cell.size), "--work-us", str(cell.work_us),
                  "--sleep-us", str(cell.sleep_us)]
-    return args
+    return args + list(series.options)
+
+
+# A cell is `disturbed` when the load generator's platform stalls could explain its figures
+# (docs/methodology.md, "Disturbed cells"): its tail, when the longest stall is at least
+# DISTURB_TAIL_SHARE of the p99 and at least DISTURB_MIN_US, and the stalls took at least
+# DISTURB_TAIL_TIME of the window (the share of the messages above a p99); its throughput, when
+# the stalls took at least DISTURB_TIME_SHARE of the window.
+DISTURB_MIN_US = 1000.0
+DISTURB_TAIL_SHARE = 0.25
+DISTURB_TAIL_TIME = 0.01
+DISTURB_TIME_SHARE = 0.02
+MAX_ATTEMPTS = 3  # a disturbed cell is measured at most twice more
+
+
+def disturbance(cell):
+    """Why the cell's measurement could be explained by platform stalls, or ""."""
+    r = cell.result
+    longest, total = r.get("stalls_max_us"), r.get("stalls_total_us")
+    if cell.idle or cell.status not in ("ok", "errors") or longest is None or total is None:
+        return ""
+    window_us = (r.get("duration_s") or 0) * 1e6
+    if not window_us:
+        return ""
+    p99 = r.get("lat_p99_us")
+    if p99 and longest >= DISTURB_MIN_US and longest >= DISTURB_TAIL_SHARE * p99 and \
+            total >= DISTURB_TAIL_TIME * window_us:
+        return (f"disturbed: stalls of up to {longest / 1e3:,.1f} ms (p99 {p99:,.0f} us), "
+                f"{total / window_us:.1%} of the window")
+    if total >= DISTURB_TIME_SHARE * window_us:
+        return f"disturbed: stalls took {total / window_us:.1%} of the window"
+    return ""
 
 
 def loadgen_args(cell, bench, server_pid, hgrm):
@@ -143,13 +177,29 @@ def flatten(report):
     return r
 
 
-def run_cell(cell, model, bench):
-    """Runs the cell and fills in cell.status, cell.reason and cell.result."""
+def run_cell(cell, series, bench):
+    """Runs the cell - with its sysctls raised if it has kernel_tuning, and restored after -
+    and fills in cell.status, cell.reason and cell.result."""
+    tuning = kernel.parse_tuning(cell.kernel_tuning)
+    if not tuning:
+        _run_cell(cell, series, bench)
+        return
+    try:
+        with kernel.raised(tuning) as record:
+            _run_cell(cell, series, bench)
+            if cell.result:
+                cell.result["kernel_tuning"] = "; ".join(record) + " (restored after the cell)"
+    except OSError as e:
+        cell.status, cell.reason = "failed", f"--tune-kernel: {e}"
+
+
+def _run_cell(cell, series, bench):
     hgrm = None
     if not cell.idle:
-        hgrm = os.path.join(bench.run_dir, "hgrm", f"{cell.slug()}_r{cell.repeat}.hgrm")
+        suffix = f"_a{cell.attempt}" if cell.attempt else ""
+        hgrm = os.path.join(bench.run_dir, "hgrm", f"{cell.slug()}_r{cell.repeat}{suffix}.hgrm")
         os.makedirs(os.path.dirname(hgrm), exist_ok=True)
-    argv = [bench.echo_server] + server_args(cell, model, bench.workers)
+    argv = [bench.echo_server] + server_args(cell, series)
     cell_timeout = bench.settings.warmup + bench.settings.window(cell.scenario) + 45
     try:
         with Server(argv, cpus=bench.placement.server_cpus) as srv:
@@ -193,6 +243,24 @@ def run_cell(cell, model, bench):
     problems = cell_problems(cell, r, exit_status)
     cell.status = "errors" if problems else "ok"
     cell.reason = "; ".join(problems)
+    why = disturbance(cell)
+    if why:
+        cell.disturbed = True
+        cell.reason = "; ".join(filter(None, [cell.reason, why]))
+
+
+def check_variant(echo_server, series, timeout=10.0):
+    """None if echo-server starts with the variant's options (on --port 0, then stopped at
+    once), else the one line it said."""
+    argv = [echo_server, "--model", series.model.name, "--port", "0"] + list(series.options)
+    try:
+        with Server(argv, start_timeout=timeout):
+            pass
+    except ServerError as e:
+        text = str(e).split(" did not start: ", 1)[-1].strip().splitlines()
+        return (f"--variant '{series.describe()}': echo-server refused "
+                f"{shlex.join(series.options)}: " + (text[-1] if text else "no output"))
+    return None
 
 
 def cell_problems(cell, r, exit_status):

@@ -21,16 +21,18 @@ PROFILES = {
     # the machine (a virtual machine stalls for milliseconds now and then). Idle cells hold their
     # connections longer: a server that forks a process per connection needs seconds to take
     # 10,000 of them.
-    # Every model and every scenario, about 5 minutes on a 2-core machine.
-    "quick": dict(duration=1.0, latency_duration=3.0, idle_duration=3.0, warmup=0.3, repeat=1,
-                  connections=[1, 16, 128, 512],
-                  rates=[10000, 50000, 100000], latency_connections=32,
-                  churn_connections=8, reconnect=1,
-                  sizes=[64, 1024, 16384, 65536], size_connections=4,
-                  work_us=[50], sleep_us=[500], work_connections=16,
-                  idle=[1000, 10000]),
-    # A real study: longer windows, more points, three repeats for error bars.
-    "full": dict(duration=5.0, latency_duration=10.0, idle_duration=5.0, warmup=1.0, repeat=3,
+    # The default: few cells, each repeated 6 times - the fewest repeats that give a
+    # distribution-free 95 % interval of the median - in about 10 minutes on a 2-core machine.
+    "quick": dict(duration=0.4, latency_duration=0.8, idle_duration=0.5, warmup=0.2, repeat=6,
+                  connections=[1, 128],
+                  rates=[20000], latency_connections=16,
+                  churn_connections=4, reconnect=1,
+                  sizes=[16384], size_connections=4,
+                  work_us=[50], sleep_us=[], work_connections=16,
+                  idle=[1000]),
+    # A real study: longer windows, more points, repeats until the intervals are within +-5 %.
+    "full": dict(duration=5.0, latency_duration=10.0, idle_duration=5.0, warmup=1.0,
+                 repeat="auto",
                  connections=[1, 8, 32, 128, 512, 2048, 10000],
                  rates=[5000, 10000, 25000, 50000, 75000, 100000, 150000, 200000],
                  latency_connections=64, churn_connections=16, reconnect=1,
@@ -47,6 +49,13 @@ PROFILES = {
                  idle=[100]),
 }
 
+# --repeat auto: every cell AUTO_MIN times (the fewest with a 95 % interval of the median), then
+# again, one repeat at a time, each cell whose headline interval is wider than +-AUTO_TOLERANCE
+# of its median, up to AUTO_MAX. From 6 to 8 values the interval is the min-max range, which a
+# new value can only widen; at 9 it becomes the 2nd to the 8th value: the cap is where a cell
+# can first narrow.
+AUTO_MIN, AUTO_MAX, AUTO_TOLERANCE = 6, 9, 0.05
+
 MESSAGE_SIZE = 128
 
 
@@ -58,7 +67,7 @@ class Settings:
     latency_duration: float  # ... of a latency cell
     idle_duration: float     # ... of an idle cell (how long connections are held)
     warmup: float
-    repeat: int
+    repeat: object           # a count, or "auto" (AUTO_MIN to AUTO_MAX)
     connections: list
     rates: list
     latency_connections: int
@@ -84,6 +93,15 @@ class Settings:
         values["sleep_us"] = [s for s in values["sleep_us"] if s > 0]
         return cls(**values)
 
+    @property
+    def auto(self):
+        return self.repeat == "auto"
+
+    @property
+    def first_repeats(self):
+        """The repeats every cell gets (then --repeat auto adds to the unsettled ones)."""
+        return AUTO_MIN if self.auto else self.repeat
+
     def window(self, scenario):
         """The measured window of a scenario's cells, seconds."""
         return {"latency": self.latency_duration, "idle": self.idle_duration}.get(
@@ -106,9 +124,16 @@ class Cell:
     sleep_us: int = 0
     idle: bool = False
     repeat: int = 0
-    status: str = "pending"   # ok | unservable | failed | interrupted
+    status: str = "pending"   # ok | errors | unservable | unavailable | failed | interrupted
     reason: str = ""
     result: dict = field(default_factory=dict)
+    # Added later (results.csv's last columns); defaults for runs written before them.
+    attempt: int = 0          # 0, then 1 and 2 when a disturbed measurement is re-measured
+    disturbed: bool = False   # platform stalls could explain the cell's figures (methodology)
+    server_model: str = ""    # the model the series runs ("": the series' own name)
+    server_options: str = ""  # a variant's server options
+    threads: int = None       # the --threads the bench gave (a one-connection-per-worker pool)
+    kernel_tuning: str = ""   # sysctls raised for the cell (--tune-kernel): "name=value,..."
 
     def setting(self):
         """The cell's setting as short text, the same for every model."""
@@ -137,41 +162,77 @@ class Cell:
             d.pop(k)
         return d
 
+    def again(self):
+        """A fresh copy of the cell for another attempt at the same repeat."""
+        d = self.params()
+        d.update(attempt=self.attempt + 1, disturbed=False)
+        return Cell(**d)
 
-def build_cells(settings, models, scenarios, workers):
-    """Every cell of the run, repeats interleaved (each repeat covers everything once), with the
-    cells a model cannot serve already marked."""
+    def another_repeat(self, repeat):
+        d = self.params()
+        d.update(repeat=repeat, attempt=0, disturbed=False)
+        return Cell(**d)
+
+
+def cells_of_series(settings, series, scenarios, repeat, tune_kernel=False):
+    """The cells of one series for one repeat, with those it cannot serve already marked."""
     p = settings
+    name = series.name
     cells = []
-    for rep in range(p.repeat):
-        for model in models:
-            per_model = []
-            if "connections" in scenarios:
-                per_model += [Cell("connections", model.name, c) for c in p.connections]
-            if "latency" in scenarios:
-                per_model += [Cell("latency", model.name, p.latency_connections, rate=r)
-                              for r in p.rates]
-            if "churn" in scenarios:
-                per_model.append(Cell("churn", model.name, p.churn_connections,
-                                      reconnect=p.reconnect))
-            if "size" in scenarios:
-                per_model += [Cell("size", model.name, p.size_connections, size=s)
-                              for s in p.sizes]
-            if "work" in scenarios:
-                per_model += [Cell("work", model.name, p.work_connections, work_us=w)
-                              for w in p.work_us]
-                per_model += [Cell("work", model.name, p.work_connections, sleep_us=s)
-                              for s in p.sleep_us]
-            if "idle" in scenarios:
-                per_model += [Cell("idle", model.name, n, idle=True) for n in p.idle]
-            limit, why = model.connection_limit(workers)
-            for cell in per_model:
-                cell.repeat = rep
-                # Churn connections are short: a one-at-a-time server still serves them all.
-                if limit is not None and cell.scenario != "churn" and cell.connections > limit:
+    if "connections" in scenarios:
+        cells += [Cell("connections", name, c) for c in p.connections]
+    if "latency" in scenarios:
+        cells += [Cell("latency", name, p.latency_connections, rate=r) for r in p.rates]
+    if "churn" in scenarios:
+        cells.append(Cell("churn", name, p.churn_connections, reconnect=p.reconnect))
+    if "size" in scenarios:
+        cells += [Cell("size", name, p.size_connections, size=s) for s in p.sizes]
+    if "work" in scenarios:
+        cells += [Cell("work", name, p.work_connections, work_us=w) for w in p.work_us]
+        cells += [Cell("work", name, p.work_connections, sleep_us=s) for s in p.sleep_us]
+    if "idle" in scenarios:
+        cells += [Cell("idle", name, n, idle=True) for n in p.idle]
+    model = series.model
+    limit, why = model.connection_limit()
+    for cell in cells:
+        cell.repeat = repeat
+        if series.is_variant:
+            cell.server_model = model.name
+            cell.server_options = " ".join(series.options)
+        cell.threads, pool_why = model.pool_for(cell.connections, series.given_threads())
+        # Churn connections are short: a one-at-a-time server still serves them all.
+        if cell.scenario != "churn":
+            if limit is not None and cell.connections > limit:
+                cell.status = "unservable"
+                cell.reason = f"{cell.connections} connections: {model.name} {why}"
+            elif pool_why:
+                cell.status = "unservable"
+                cell.reason = f"{cell.connections} connections: {model.name} {pool_why}"
+        if cell.status == "pending":
+            tuning = []
+            for k in model.kernel_limits:
+                if cell.connections <= k.usable():
+                    continue
+                if tune_kernel:
+                    tuning.append(f"{k.sysctl}={k.needed(cell.connections)}")
+                else:
                     cell.status = "unservable"
-                    cell.reason = f"{cell.connections} connections: {model.name} {why}"
-            cells += per_model
+                    cell.reason = (f"{cell.connections} connections: limited by {k.sysctl} = "
+                                   f"{k.value} ({k.why}; {k.usable():,} connections with 10 % "
+                                   "left to the rest of the system; --tune-kernel raises it)")
+                    break
+            if cell.status == "pending":
+                cell.kernel_tuning = ",".join(tuning)
+    return cells
+
+
+def build_cells(settings, series, scenarios, tune_kernel=False, repeats=None):
+    """Every cell of the run, repeat by repeat (each repeat covers everything once), with the
+    cells a series cannot serve already marked. series: [models.Series]."""
+    cells = []
+    for rep in range(settings.first_repeats if repeats is None else repeats):
+        for s in series:
+            cells += cells_of_series(settings, s, scenarios, rep, tune_kernel)
     return cells
 
 
