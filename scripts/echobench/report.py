@@ -184,7 +184,9 @@ def write_report(run_dir, meta, env, cells, models, plots, threshold_us):
                      "platform stalls could explain their figures) and are left out of the "
                      "plots, the summary and the findings; each was measured again, at most "
                      f"twice, and {lost} attempts ended disturbed with no undisturbed one for "
-                     "their repeat. Every attempt is in results.csv (`attempt`, `disturbed`).")
+                     "their repeat. Every attempt is in results.csv (`attempt`, `disturbed`)."
+                     + (" On a machine this busy, `--keep-disturbed` uses them, flagged." if lost
+                        else ""))
     saturated = [c for c in cells if c.result.get("loadgen_saturated")]
     if saturated:
         lines.append(f"- The load generator was itself saturated in {len(saturated)} of "
