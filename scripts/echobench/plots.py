@@ -82,6 +82,8 @@ class Plotter:
         if logx:
             lines.append("set logscale x")
             lines.append("set autoscale xfix")  # no empty decade past the data
+            # ... but room for the error bars of the first and the last point.
+            lines.append("set offsets graph 0.03, graph 0.03, 0, 0")
         if logy:
             lines.append("set logscale y")
         if notes:

@@ -75,17 +75,34 @@ def findings(cells, models, threshold_us, baseline=None, indicative=False):
     return out + ([k] if k else [])
 
 
+def _aggs(cells, metric, scenario):
+    """{(model, setting): Aggregate} for the measured cells of a scenario."""
+    return {(m, s): a for (scen, m, s), (a, _) in aggregate(cells, metric).items()
+            if scen == scenario and a.median is not None}
+
+
+def _ci(a, digits=0):
+    """'median (low-high)', the 95 % interval of the median, or '-'."""
+    if a is None:
+        return "-"
+    text = _n(a.median, digits)
+    if a.n > 1:
+        text += f" ({_n(a.low, digits)}-{_n(a.high, digits)})"
+    return text
+
+
 def summary_table(cells, models, threshold_us):
+    """Per series: medians with their 95 % intervals (min-max below 6 repeats)."""
     conns = _settings(cells, "connections", "connections")
     sizes = _settings(cells, "size", "size")
     idle_counts = _settings(cells, "idle", "connections")
     mid = conns[len(conns) // 2] if conns else None
-    rps = _med(cells, "requests_per_sec", "connections")
-    cpu = _med(cells, "server_cpu_us_per_request", "connections")
-    churn = _med(cells, "requests_per_sec", "churn")
-    mbs = _med(cells, "mb_per_sec", "size")
-    work = _med(cells, "requests_per_sec", "work")
-    idle = _med(cells, "memory_per_connection_bytes", "idle")
+    rps = _aggs(cells, "requests_per_sec", "connections")
+    cpu = _aggs(cells, "server_cpu_us_per_request", "connections")
+    churn = _aggs(cells, "requests_per_sec", "churn")
+    mbs = _aggs(cells, "mb_per_sec", "size")
+    work = _aggs(cells, "requests_per_sec", "work")
+    idle = _aggs(cells, "memory_per_connection_bytes", "idle")
     work_settings = sorted({s for _, s in work})
     head = ["model", "best req/s (connections)",
             f"CPU us/req at {mid} conns" if mid else "CPU us/req",
@@ -95,15 +112,16 @@ def summary_table(cells, models, threshold_us):
         [f"bytes per idle conn ({idle_counts[-1]})" if idle_counts else "idle"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in models:
-        best = max(((v, s) for (mm, s), v in rps.items() if mm == m), default=None)
+        best = max(((a.median, s, a) for (mm, s), a in rps.items() if mm == m),
+                   default=None, key=lambda t: t[0])
         k, _ = knee(cells, m, threshold_us)
-        row = [m, f"{_n(best[0])} ({best[1]})" if best else "-",
-               _n(cpu.get((m, f"c={mid}")), 2),
+        row = [m, f"{_ci(best[2])} ({best[1]})" if best else "-",
+               _ci(cpu.get((m, f"c={mid}")), 2),
                _n(k) if k else "-",
-               _n(next((v for (mm, _), v in churn.items() if mm == m), None)),
-               _n(mbs.get((m, f"size={sizes[-1]}")) if sizes else None)]
-        row += [_n(work.get((m, s))) for s in work_settings]
-        row += [_n(idle.get((m, f"idle={idle_counts[-1]}"))) if idle_counts else "-"]
+               _ci(next((a for (mm, _), a in churn.items() if mm == m), None)),
+               _ci(mbs.get((m, f"size={sizes[-1]}")) if sizes else None)]
+        row += [_ci(work.get((m, s))) for s in work_settings]
+        row += [_ci(idle.get((m, f"idle={idle_counts[-1]}"))) if idle_counts else "-"]
         rows.append("| " + " | ".join(row) + " |")
     return rows
 
@@ -199,7 +217,9 @@ def write_report(run_dir, meta, env, cells, models, plots, threshold_us):
     for c in tuned:
         lines.append(f"- --tune-kernel: {c.scenario} {c.model} {c.setting()} (repeat "
                      f"{c.repeat}) ran with {c.result['kernel_tuning']}.")
-    lines += ["", "## Summary", ""] + summary_table(cells, models, threshold_us)
+    lines += ["", "## Summary", "", "Medians over the undisturbed repeats, with their 95 % "
+              "interval in brackets (min-max below 6 repeats; `summary` in results.json has "
+              "every metric).", ""] + summary_table(cells, models, threshold_us)
     lines += ["", "## Plots", ""]
     for name, title in plots:
         lines += [f"### {title}", "", f"![{title}](plots/{name}.png)", "",
