@@ -233,37 +233,35 @@ interrupt)
     check "the window is what ran" '1.0 <= j["duration_s"] <= 2.5' "$tmp/r.json"
     ;;
 sampler_off_load_path)
-    # --server-pid: reading a fork server's tree (here 2,500 children, held open by an idle
-    # load generator) takes milliseconds; it must not happen on a worker's loop, where it
-    # would delay the echoes in flight and be counted as server latency.
-    # Server (and its children) on CPU 0; a busy-polling worker on CPU 1, as --help advises.
-    start srv taskset -c 0 "$server" --model fork --port 0
+    # --server-pid: reading a fork server's tree (here 2,000 children, held open by an idle
+    # load generator) takes 100-200 ms; it must not happen on a worker's loop, where it would
+    # delay the echoes in flight and be counted as server latency. Sleeping workers only: a
+    # busy-polling worker and the server take both CPUs of a 2-CPU machine, and then the
+    # reading, wherever it runs, delays one of them.
+    start srv "$server" --model fork --port 0
     srv_pid=$(pid_of srv)
-    timeout 60 "$loadgen" --port "$PORT" --idle -c 2500 -d 60s --warmup 0 -q \
+    timeout 90 "$loadgen" --port "$PORT" --idle -c 2000 -d 80s --warmup 0 -q \
         >"$tmp/idle.out" 2>&1 &
     pids+=($!)
-    for _ in $(seq 300); do
-        [ "$(pgrep -c -P "$srv_pid")" -ge 2500 ] && break
+    for _ in $(seq 600); do
+        [ "$(pgrep -c -P "$srv_pid")" -ge 2000 ] && break
         sleep 0.1
     done
-    [ "$(pgrep -c -P "$srv_pid")" -ge 2500 ] || fail "the fork server has not 2500 children"
-    # Reading the tree takes 100-250 ms here, and every run waited for it when a worker read
-    # it. The machine's own hiccups (up to tens of ms when it is shared) come and go: the best
-    # of three runs is judged.
-    for mode in sleep busy; do
-        extra=($(mode_args $mode --cpus 1))
-        best=
-        for try in 1 2 3; do
-            run_loadgen "$tmp/$mode.json" --port "$PORT" -c 1 -d 1500ms --warmup 300ms \
-                --server-pid "$srv_pid" "${extra[@]}"
-            [ $RC -eq 0 ] || fail "$mode: exit status $RC"
-            check "$mode: the server's CPU is measured" 'j["server_cpu"]["seconds"] > 0' "$tmp/$mode.json"
-            max=$(json "$tmp/$mode.json" 'int(j["latency_us"]["max"])')
-            echo "$mode: max latency $max us"
-            [ -z "$best" ] || [ "$max" -lt "$best" ] && best=$max
-        done
-        [ "$best" -lt 60000 ] || fail "$mode: echoes wait for the tree reading (max latency $best us)"
+    [ "$(pgrep -c -P "$srv_pid")" -ge 2000 ] || fail "the fork server has not 2000 children"
+    # The machine's own hiccups (tens of ms when it is shared) come and go: the best of three
+    # runs is judged.
+    best=
+    for try in 1 2 3; do
+        # Eight connections: whenever the reading happens, echoes of the window are in flight.
+        run_loadgen "$tmp/r.json" --port "$PORT" -c 8 -d 1500ms --warmup 300ms \
+            --server-pid "$srv_pid"
+        [ $RC -eq 0 ] || fail "exit status $RC"
+        check "the server's CPU is measured" 'j["server_cpu"] is not None' "$tmp/r.json"
+        max=$(json "$tmp/r.json" 'int(j["latency_us"]["max"])')
+        echo "max latency $max us"
+        [ -z "$best" ] || [ "$max" -lt "$best" ] && best=$max
     done
+    [ "$best" -lt 50000 ] || fail "echoes wait for the tree reading (max latency $best us)"
     ;;
 interrupt_warmup)
     # Ctrl-C during the warm-up ends the run at once, with an empty window: no figure may be
