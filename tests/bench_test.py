@@ -596,6 +596,22 @@ def case_stats(build):
     for words in ("Disturbed cells", "Mann-Whitney", "Hodges-Lehmann", "indicative"):
         check(words in doc, f"docs/methodology.md explains {words}")
 
+    # A progress line for a cell that completed nothing (no latency at all) does not crash.
+    import importlib.machinery
+    import importlib.util
+    loader = importlib.machinery.SourceFileLoader("bench_script",
+                                                  os.path.join(ROOT, "scripts", "bench"))
+    spec = importlib.util.spec_from_loader("bench_script", loader)
+    script = importlib.util.module_from_spec(spec)
+    loader.exec_module(script)
+    for scen, kw in (("size", {"size": 4096}), ("connections", {})):
+        c = Cell(scen, "epoll", 2, **kw)
+        c.status, c.reason = "errors", "no request completed in the window"
+        c.result = {"requests_per_sec": 0.0, "mb_per_sec": 0.0, "lat_p99_us": None,
+                    "server_cpu_us_per_request": None, "loadgen_saturated": False}
+        line = script.progress_line(1, 1, c, 0)
+        check("no request completed" in line, f"{scen}: a progress line without latency: {line}")
+
     # The summary covers every headline figure.
     from echobench.results import SUMMARY_METRICS
     every = {m for ms in SUMMARY_METRICS.values() for m in ms}
