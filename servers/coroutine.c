@@ -229,6 +229,7 @@ static void co_ctx_retire(struct co_ctx *c)
 
 #include "clock.h"
 #include "list.h"
+#include "nbecho.h"
 #include "server.h"
 
 #define MAX_EVENTS 256
@@ -420,9 +421,8 @@ static int adopt(void *arg, int fd)
         free(co);
         return -ENOMEM;
     }
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = co};
-    if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        int err = -errno;
+    int err = nb_epoll_add_conn(s->ep, fd, co);
+    if (err < 0) {
         stack_put(s, m);
         free(co);
         return err;
@@ -459,11 +459,10 @@ static void run_ready(struct sched *s)
 
 static int listen_in(struct sched *s, bool on)
 {
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &listener_tag};
-    if (epoll_ctl(s->ep, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, s->srv->listen_fd, &ev) != 0)
-        return -errno;
-    s->listening = on;
-    return 0;
+    int err = nb_epoll_listener(s->ep, s->srv->listen_fd, &listener_tag, on);
+    if (err == 0)
+        s->listening = on;
+    return err;
 }
 
 static int sched_run(struct sched *s)
@@ -522,11 +521,9 @@ static int coroutine_run(struct server *srv)
     } else if ((s->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0) {
         err = server_fail(srv, "timerfd_create", -errno);
     } else {
-        struct epoll_event stop = {.events = EPOLLIN, .data.ptr = &stop_tag};
-        struct epoll_event timer = {.events = EPOLLIN, .data.ptr = &timer_tag};
-        if (epoll_ctl(s->ep, EPOLL_CTL_ADD, srv->stop_fd, &stop) != 0
-            || epoll_ctl(s->ep, EPOLL_CTL_ADD, s->timer_fd, &timer) != 0)
-            err = server_fail(srv, "epoll_ctl", -errno);
+        if ((err = nb_epoll_watch(s->ep, srv->stop_fd, &stop_tag)) < 0
+            || (err = nb_epoll_watch(s->ep, s->timer_fd, &timer_tag)) < 0)
+            err = server_fail(srv, "epoll_ctl", err);
         else
             err = sched_run(s);
     }

@@ -106,12 +106,10 @@ static void on_event(struct reactor *r, struct conn *c, uint32_t events)
 
 static int listen_in(struct reactor *r, bool on)
 {
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &listener_tag};
-    int op = on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL;
-    if (epoll_ctl(r->ep, op, r->listen_fd, &ev) != 0)
-        return -errno;
-    r->listening = on;
-    return 0;
+    int err = nb_epoll_listener(r->ep, r->listen_fd, &listener_tag, on);
+    if (err == 0)
+        r->listening = on;
+    return err;
 }
 
 /* A new connection (server_accept_batch's adopt step): registered once, for good. */
@@ -119,12 +117,10 @@ static int conn_adopt(void *arg, int fd)
 {
     struct reactor *r = arg;
     struct conn *c = calloc(1, sizeof *c);
-    if (!c)
-        return -ENOMEM;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
-    if (epoll_ctl(r->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    int err = c ? nb_epoll_add_conn(r->ep, fd, c) : -ENOMEM;
+    if (err < 0) {
         free(c);
-        return -errno;
+        return err;
     }
     c->nb.fd = fd;
     list_insert_head(&r->conns, &c->link);
@@ -192,10 +188,9 @@ static int reactor_init(struct reactor *r, struct server *srv, unsigned index)
     r->ep = epoll_create1(EPOLL_CLOEXEC);
     if (r->ep < 0)
         return server_fail(srv, "epoll_create1", -errno);
-    struct epoll_event stop = {.events = EPOLLIN, .data.ptr = &stop_tag};
-    if (epoll_ctl(r->ep, EPOLL_CTL_ADD, srv->stop_fd, &stop) != 0)
-        return server_fail(srv, "epoll_ctl", -errno);
-    int err = listen_in(r, true);
+    int err = nb_epoll_watch(r->ep, srv->stop_fd, &stop_tag);
+    if (err == 0)
+        err = listen_in(r, true);
     return err < 0 ? server_fail(srv, "epoll_ctl", err) : 0;
 }
 

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -110,6 +111,25 @@ void nb_close(struct nb_loop *l, struct nb_conn *c, struct server_thread_totals 
     nb_release(l, c);
     t->echoed += c->echoed;
     close(c->fd);
+}
+
+int nb_epoll_watch(int ep, int fd, void *tag)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
+    return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
+}
+
+int nb_epoll_listener(int ep, int listen_fd, void *tag, bool on)
+{
+    if (on)
+        return nb_epoll_watch(ep, listen_fd, tag);
+    return epoll_ctl(ep, EPOLL_CTL_DEL, listen_fd, NULL) == 0 ? 0 : -errno;
+}
+
+int nb_epoll_add_conn(int ep, int fd, void *ptr)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = ptr};
+    return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
 }
 
 void nb_loop_destroy(struct nb_loop *l)

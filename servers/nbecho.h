@@ -10,6 +10,7 @@
 #ifndef ECHOBENCH_NBECHO_H
 #define ECHOBENCH_NBECHO_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "echo.h"
@@ -74,6 +75,19 @@ void nb_release(struct nb_loop *l, struct nb_conn *c);
  * its bytes to the loop thread's totals and closes its socket (which also takes it out of an
  * epoll set). The caller then unlinks and frees its own structure. */
 void nb_close(struct nb_loop *l, struct nb_conn *c, struct server_thread_totals *t);
+
+/* For the loops on epoll (epoll.c, reactor_pool.c, coroutine.c): the registrations they all make,
+ * written once. Each returns 0 or -errno. */
+
+/* Watches fd for input, level-triggered (the listener, the stop descriptor); data.ptr = tag. */
+int nb_epoll_watch(int ep, int fd, void *tag);
+
+/* Puts the listener in the set (on) or takes it out (after EMFILE, until the pause is over). */
+int nb_epoll_listener(int ep, int listen_fd, void *tag, bool on);
+
+/* Registers a connection once, for good: edge-triggered input, output and the client's
+ * half-close, so the loop never calls epoll_ctl() for it again; data.ptr = ptr. */
+int nb_epoll_add_conn(int ep, int fd, void *ptr);
 
 /* Frees the loop's spare buffers. */
 void nb_loop_destroy(struct nb_loop *l);

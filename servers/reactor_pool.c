@@ -259,23 +259,20 @@ static void on_done(struct loop *r)
 
 static int listen_in(struct loop *r, bool on)
 {
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &listener_tag};
-    if (epoll_ctl(r->ep, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, r->srv->listen_fd, &ev) != 0)
-        return -errno;
-    r->listening = on;
-    return 0;
+    int err = nb_epoll_listener(r->ep, r->srv->listen_fd, &listener_tag, on);
+    if (err == 0)
+        r->listening = on;
+    return err;
 }
 
 static int adopt(void *arg, int fd)
 {
     struct loop *r = arg;
     struct conn *c = calloc(1, sizeof *c);
-    if (!c)
-        return -ENOMEM;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
-    if (epoll_ctl(r->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    int err = c ? nb_epoll_add_conn(r->ep, fd, c) : -ENOMEM;
+    if (err < 0) {
         free(c);
-        return -errno;
+        return err;
     }
     c->nb.fd = fd;
     list_insert_tail(&r->conns, &c->link);
@@ -315,12 +312,6 @@ static int loop_run(struct loop *r)
     }
 }
 
-static int add_tag(int ep, int fd, void *tag)
-{
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
-    return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
-}
-
 static int reactor_pool_run(struct server *srv)
 {
     const struct echo_work *w = &srv->cfg->work;
@@ -348,13 +339,13 @@ static int reactor_pool_run(struct server *srv)
         err = net_set_nonblock(srv->listen_fd), call = "fcntl";
     if (err == 0 && (r->ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
         err = -errno, call = "epoll_create1";
-    if (err == 0 && (err = add_tag(r->ep, srv->stop_fd, &stop_tag)) < 0)
+    if (err == 0 && (err = nb_epoll_watch(r->ep, srv->stop_fd, &stop_tag)) < 0)
         call = "epoll_ctl";
     if (err == 0 && costly) {
         r->pool = &pool;
         if ((pool.done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
             err = -errno, call = "eventfd";
-        else if ((err = add_tag(r->ep, pool.done_fd, &done_tag)) < 0)
+        else if ((err = nb_epoll_watch(r->ep, pool.done_fd, &done_tag)) < 0)
             call = "epoll_ctl";
     }
     if (err < 0)
