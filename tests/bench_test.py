@@ -2,7 +2,7 @@
 """Tests of the bench and compare scripts, on the tiny profile (seconds).
 
   bench_test.py CASE BUILD_DIR      CASE: smoke | interrupt | compare | cli | units
-                                  | stats | checker | disturbed
+                                  | stats | checker | disturbed | kernel
 
 This process makes itself a child subreaper, so that a server the bench failed to stop - an
 orphan - would become its child and be found: "nothing left running" is checked, not assumed.
@@ -857,6 +857,59 @@ def case_checker(build):
     check(not leftover_processes(), "no server left running")
 
 
+def case_kernel(build):
+    """A kernel limit: a cell above it is unservable with the limit's name and value; with
+    --tune-kernel the sysctl is raised for the cell, recorded, and restored. The limit and the
+    sysctl are fakes here (a model list that says fork's pid_max is 3, and a folder standing for
+    /proc/sys), so that the machine's own are never touched."""
+    real = os.path.join(build, "servers", "echo-server")
+    doc = json.loads(subprocess.run([real, "--list", "--json"], capture_output=True,
+                                    text=True).stdout)
+    for m in doc["models"]:
+        if m["name"] == "fork":
+            m["kernel_limits"] = [{"sysctl": "kernel.pid_max", "per_connection": 1,
+                                   "why": "a process per connection", "value": 3,
+                                   "max_connections": 3}]
+    with tempfile.TemporaryDirectory() as fake:
+        fake_build(fake, build, f"case \"$*\" in *--list*) cat <<'EOF'\n{json.dumps(doc)}\nEOF\n"
+                                f"exit 0;; esac\nexec {real} \"$@\"")
+        sysdir = os.path.join(fake, "sys")
+        os.makedirs(os.path.join(sysdir, "kernel"))
+        pid_max = os.path.join(sysdir, "kernel", "pid_max")
+        with open(pid_max, "w") as f:
+            f.write("3\n")
+        for tune in (False, True):
+            run = os.path.join(fake, f"run{int(tune)}")
+            env = dict(os.environ, ECHOBENCH_PROC_SYS=sysdir)
+            r = subprocess.run([os.path.join(ROOT, "scripts", "bench"), "--profile", "tiny",
+                                "--no-build", "--build-dir", fake, "--out", run,
+                                "--models", "fork", "--scenarios", "connections",
+                                "--keep-disturbed"] + (["--tune-kernel"] if tune else []),
+                               capture_output=True, text=True, timeout=120, env=env)
+            check(r.returncode == 0, f"tune={tune}: the bench exits 0: {r.stderr[-400:]}")
+            with open(os.path.join(run, "results.csv")) as f:
+                rows = {x["connections"]: x for x in csv.DictReader(f)}
+            with open(os.path.join(run, "report.md")) as f:
+                report = f.read()
+            if not tune:
+                check(rows["1"]["status"] == "ok" and rows["4"]["status"] == "unservable" and
+                      "limited by kernel.pid_max = 3 (a process per connection" in
+                      rows["4"]["reason"], f"pid_max stops the cell above it: {rows['4']}")
+            else:
+                check(rows["4"]["status"] == "ok" and rows["4"]["kernel_tuning"] ==
+                      "kernel.pid_max=5", f"--tune-kernel runs the cell: {rows['4']}")
+                with open(os.path.join(run, "results.json")) as f:
+                    cells = json.load(f)["cells"]
+                done = [c["result"].get("kernel_tuning") for c in cells if c["connections"] == 4]
+                check(done == ["kernel.pid_max 3 -> 5 (restored after the cell)"],
+                      f"results.json records what was done: {done}")
+                check("--tune-kernel: connections fork c=4" in report,
+                      "the report says which cell ran with a raised sysctl")
+                with open(pid_max) as f:
+                    check(f.read().strip() == "3", "the sysctl is restored after the cell")
+    check(not leftover_processes(), "no server left running")
+
+
 FAKE_LOADGEN = """#!/usr/bin/env python3
 import json, os, subprocess, sys
 REAL, COUNTER, MODE = {real!r}, {counter!r}, {mode!r}
@@ -931,7 +984,7 @@ def main():
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     {"smoke": case_smoke, "interrupt": case_interrupt, "compare": case_compare,
      "cli": case_cli, "units": case_units, "stats": case_stats, "checker": case_checker,
-     "disturbed": case_disturbed}[case](build)
+     "disturbed": case_disturbed, "kernel": case_kernel}[case](build)
     if failures:
         print(f"{len(failures)} check(s) failed")
         sys.exit(1)
