@@ -255,8 +255,7 @@ struct co {
 struct sched {
     struct server *srv;
     int ep;
-    bool listening;
-    uint64_t accept_resume_ns;
+    struct nb_listener listener; /* in the epoll set, or paused after EMFILE */
     struct co_ctx main;         /* the scheduler's own context, on the thread's stack */
     struct list runq, all;
     struct list sleepers;       /* by wake_ns: every sleep is --sleep-us long, so FIFO order */
@@ -266,7 +265,7 @@ struct sched {
     struct server_thread_totals totals;
 };
 
-static char listener_tag, stop_tag, timer_tag;
+static char stop_tag, timer_tag; /* and &sched->listener */
 
 /* Parks the running coroutine until epoll reports `events` on its socket. */
 static void co_wait(struct co *co, uint32_t events)
@@ -457,14 +456,6 @@ static void run_ready(struct sched *s)
     }
 }
 
-static int listen_in(struct sched *s, bool on)
-{
-    int err = nb_epoll_listener(s->ep, s->srv->listen_fd, &listener_tag, on);
-    if (err == 0)
-        s->listening = on;
-    return err;
-}
-
 static int sched_run(struct sched *s)
 {
     struct epoll_event events[MAX_EVENTS];
@@ -472,29 +463,18 @@ static int sched_run(struct sched *s)
         run_ready(s);
         if (server_stopping(s->srv))
             return 0;
-        int timeout = server_accept_pause_ms(&s->accept_resume_ns);
-        if (timeout == 0 || (timeout < 0 && !s->listening)) {
-            int err = listen_in(s, true); /* the pause after EMFILE is over */
-            if (err < 0)
-                return server_fail(s->srv, "epoll_ctl", err);
-            timeout = -1;
-        }
-        int n = epoll_wait(s->ep, events, MAX_EVENTS, timeout);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return server_fail(s->srv, "epoll_wait", -errno);
-        }
+        const char *call;
+        int n = nb_epoll_wait(&s->listener, events, MAX_EVENTS, -1, &call);
+        if (n < 0)
+            return server_fail(s->srv, call, n);
         for (int i = 0; i < n; i++) {
             void *p = events[i].data.ptr;
             if (p == &stop_tag)
                 return 0;
             if (p == &timer_tag) {
                 on_timer(s);
-            } else if (p == &listener_tag) {
-                if (server_accept_batch(s->srv->listen_fd, &s->totals, &s->accept_resume_ns,
-                                        adopt, s))
-                    listen_in(s, false); /* out of descriptors: not until the pause is over */
+            } else if (p == &s->listener) {
+                nb_listener_accept(&s->listener, &s->totals, adopt, s);
             } else {
                 wake(s, p, events[i].events);
             }
@@ -521,6 +501,8 @@ static int coroutine_run(struct server *srv)
     } else if ((s->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0) {
         err = server_fail(srv, "timerfd_create", -errno);
     } else {
+        /* The listener is watched by the first nb_epoll_wait(). */
+        s->listener = (struct nb_listener){.ep = s->ep, .fd = srv->listen_fd};
         if ((err = nb_epoll_watch(s->ep, srv->stop_fd, &stop_tag)) < 0
             || (err = nb_epoll_watch(s->ep, s->timer_fd, &timer_tag)) < 0)
             err = server_fail(srv, "epoll_ctl", err);

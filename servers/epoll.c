@@ -63,21 +63,21 @@ struct conn {
     struct nb_conn nb;           /* the socket and its echo state (nbecho.h) */
     struct list link;            /* the reactor's list, for closing at stop */
 };
+NB_EPOLL_CONN_LAYOUT(struct conn);
 
 struct reactor {
     struct server *srv;
     unsigned index;
     int ep;
     int listen_fd;             /* the harness's listener for reactor 0, its own for the others */
-    bool listening;            /* the listener is in this epoll set */
-    uint64_t accept_resume_ns; /* 0, or when to accept again after EMFILE */
+    struct nb_listener listener; /* listen_fd in this epoll set, or paused after EMFILE */
     struct list conns;         /* of struct conn */
     struct server_thread_totals totals;
     struct nb_loop nb;         /* the receive buffer all connections of this reactor share */
 };
 
-/* epoll_event.data.ptr values that are not connections. */
-static char listener_tag, stop_tag;
+/* epoll_event.data.ptr values that are not connections: &stop_tag, and &reactor->listener. */
+static char stop_tag;
 
 static void conn_close(struct reactor *r, struct conn *c)
 {
@@ -104,27 +104,11 @@ static void on_event(struct reactor *r, struct conn *c, uint32_t events)
         conn_close(r, c);
 }
 
-static int listen_in(struct reactor *r, bool on)
-{
-    int err = nb_epoll_listener(r->ep, r->listen_fd, &listener_tag, on);
-    if (err == 0)
-        r->listening = on;
-    return err;
-}
-
 /* A new connection (server_accept_batch's adopt step): registered once, for good. */
 static int conn_adopt(void *arg, int fd)
 {
     struct reactor *r = arg;
-    struct conn *c = calloc(1, sizeof *c);
-    int err = c ? nb_epoll_add_conn(r->ep, fd, c) : -ENOMEM;
-    if (err < 0) {
-        free(c);
-        return err;
-    }
-    c->nb.fd = fd;
-    list_insert_head(&r->conns, &c->link);
-    return 0;
+    return nb_epoll_adopt(r->ep, &r->conns, fd, sizeof(struct conn));
 }
 
 static int reactor_loop(void *p)
@@ -132,31 +116,18 @@ static int reactor_loop(void *p)
     struct reactor *r = p;
     struct epoll_event events[MAX_EVENTS];
     for (;;) {
-        int timeout = server_accept_pause_ms(&r->accept_resume_ns);
-        if (timeout == 0) { /* the pause after EMFILE is over: watch the listener again */
-            int err = listen_in(r, true);
-            if (err < 0)
-                return server_fail(r->srv, "epoll_ctl", err);
-            timeout = -1;
-        }
-        int n = epoll_wait(r->ep, events, MAX_EVENTS, timeout);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return server_fail(r->srv, "epoll_wait", -errno);
-        }
+        const char *call;
+        int n = nb_epoll_wait(&r->listener, events, MAX_EVENTS, -1, &call);
+        if (n < 0)
+            return server_fail(r->srv, call, n);
         for (int i = 0; i < n; i++) {
             void *p = events[i].data.ptr;
             if (p == &stop_tag)
                 return 0;
-            if (p == &listener_tag) {
-                /* Out of descriptors: not watched until the pause is over. */
-                if (server_accept_batch(r->listen_fd, &r->totals, &r->accept_resume_ns,
-                                        conn_adopt, r))
-                    listen_in(r, false);
-                continue;
-            }
-            on_event(r, p, events[i].events);
+            if (p == &r->listener)
+                nb_listener_accept(&r->listener, &r->totals, conn_adopt, r);
+            else
+                on_event(r, p, events[i].events);
         }
     }
 }
@@ -188,9 +159,10 @@ static int reactor_init(struct reactor *r, struct server *srv, unsigned index)
     r->ep = epoll_create1(EPOLL_CLOEXEC);
     if (r->ep < 0)
         return server_fail(srv, "epoll_create1", -errno);
+    r->listener = (struct nb_listener){.ep = r->ep, .fd = r->listen_fd};
     int err = nb_epoll_watch(r->ep, srv->stop_fd, &stop_tag);
     if (err == 0)
-        err = listen_in(r, true);
+        err = nb_listener_watch(&r->listener, true);
     return err < 0 ? server_fail(srv, "epoll_ctl", err) : 0;
 }
 

@@ -119,17 +119,59 @@ int nb_epoll_watch(int ep, int fd, void *tag)
     return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
 }
 
-int nb_epoll_listener(int ep, int listen_fd, void *tag, bool on)
+int nb_listener_watch(struct nb_listener *l, bool on)
 {
-    if (on)
-        return nb_epoll_watch(ep, listen_fd, tag);
-    return epoll_ctl(ep, EPOLL_CTL_DEL, listen_fd, NULL) == 0 ? 0 : -errno;
+    int err = on ? nb_epoll_watch(l->ep, l->fd, l)
+                 : (epoll_ctl(l->ep, EPOLL_CTL_DEL, l->fd, NULL) == 0 ? 0 : -errno);
+    if (err == 0)
+        l->watched = on;
+    return err;
+}
+
+int nb_epoll_wait(struct nb_listener *l, struct epoll_event *events, int max, int timeout_ms,
+                  const char **call)
+{
+    int pause_ms = server_accept_pause_ms(&l->resume_ns);
+    if (pause_ms <= 0 && !l->watched) { /* the pause is over (or never was): accept */
+        int err = nb_listener_watch(l, true);
+        if (err < 0) {
+            *call = "epoll_ctl";
+            return err;
+        }
+    }
+    if (pause_ms > 0 && (timeout_ms < 0 || pause_ms < timeout_ms))
+        timeout_ms = pause_ms;
+    int n = epoll_wait(l->ep, events, max, timeout_ms);
+    if (n >= 0 || errno == EINTR)
+        return n > 0 ? n : 0;
+    *call = "epoll_wait";
+    return -errno;
+}
+
+void nb_listener_accept(struct nb_listener *l, struct server_thread_totals *t,
+                        int (*adopt)(void *arg, int fd), void *arg)
+{
+    if (server_accept_batch(l->fd, t, &l->resume_ns, adopt, arg))
+        nb_listener_watch(l, false); /* out of descriptors: not until the pause is over */
 }
 
 int nb_epoll_add_conn(int ep, int fd, void *ptr)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = ptr};
     return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
+}
+
+int nb_epoll_adopt(int ep, struct list *conns, int fd, size_t size)
+{
+    struct nb_epoll_conn *c = calloc(1, size);
+    int err = c ? nb_epoll_add_conn(ep, fd, c) : -ENOMEM;
+    if (err < 0) {
+        free(c);
+        return err;
+    }
+    c->nb.fd = fd;
+    list_insert_tail(conns, &c->link);
+    return 0;
 }
 
 void nb_loop_destroy(struct nb_loop *l)

@@ -12,8 +12,10 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 
 #include "echo.h"
+#include "list.h"
 #include "server.h"
 
 #define NB_SPARE_BUFFERS 64 /* parked-output buffers a loop keeps for reuse */
@@ -82,12 +84,50 @@ void nb_close(struct nb_loop *l, struct nb_conn *c, struct server_thread_totals 
 /* Watches fd for input, level-triggered (the listener, the stop descriptor); data.ptr = tag. */
 int nb_epoll_watch(int ep, int fd, void *tag);
 
-/* Puts the listener in the set (on) or takes it out (after EMFILE, until the pause is over). */
-int nb_epoll_listener(int ep, int listen_fd, void *tag, bool on);
+/* An epoll loop's listener: in the loop's set, or out of it during the pause after running out
+ * of descriptors (server_accept_nonblocking). Its events carry data.ptr = the structure itself,
+ * which is how the loop tells them from a connection's. */
+struct nb_listener {
+    int ep, fd;         /* the loop's epoll set; the listening socket (non-blocking) */
+    bool watched;       /* in the set now */
+    uint64_t resume_ns; /* 0, or when the pause ends */
+};
+
+/* Puts the listener in the set (on), or takes it out (off). */
+int nb_listener_watch(struct nb_listener *l, bool on);
+
+/* The loop's one wait: epoll_wait() for up to max events, no longer than timeout_ms (-1: no
+ * limit of the loop's own) nor than a pause of the listener - which is watched again first when
+ * its pause is over. Returns the number of events (0 after EINTR or a timeout), or -errno with
+ * *call naming what failed. */
+int nb_epoll_wait(struct nb_listener *l, struct epoll_event *events, int max, int timeout_ms,
+                  const char **call);
+
+/* The listener is readable: accepts a batch (server_accept_batch, adopt as there) and takes the
+ * listener out of the set if descriptors ran out. */
+void nb_listener_accept(struct nb_listener *l, struct server_thread_totals *t,
+                        int (*adopt)(void *arg, int fd), void *arg);
 
 /* Registers a connection once, for good: edge-triggered input, output and the client's
  * half-close, so the loop never calls epoll_ctl() for it again; data.ptr = ptr. */
 int nb_epoll_add_conn(int ep, int fd, void *ptr);
+
+/* What an epoll loop's connection structure begins with (its "common initial sequence"): the
+ * loop's own structure may add members after these two, and a _Static_assert in the model's
+ * file checks the layout (NB_EPOLL_CONN_LAYOUT). */
+struct nb_epoll_conn {
+    struct nb_conn nb;  /* the socket and its echo state */
+    struct list link;   /* the loop's connections, for closing at stop */
+};
+#define NB_EPOLL_CONN_LAYOUT(type)                                                          \
+    _Static_assert(offsetof(type, nb) == 0                                                   \
+                       && offsetof(type, link) == offsetof(struct nb_epoll_conn, link),      \
+                   #type " must begin with the members of struct nb_epoll_conn")
+
+/* A new connection of an epoll loop: a zeroed structure of `size` bytes (beginning as struct
+ * nb_epoll_conn) for fd, registered with nb_epoll_add_conn() and linked at the tail of conns.
+ * The adopt step of server_accept_batch() for such loops. Returns 0 or -errno. */
+int nb_epoll_adopt(int ep, struct list *conns, int fd, size_t size);
 
 /* Frees the loop's spare buffers. */
 void nb_loop_destroy(struct nb_loop *l);

@@ -87,6 +87,7 @@ struct conn {
     uint64_t batch_msgs;  /* how many messages they complete */
     bool in_pool;         /* the loop's flag: a batch is out, do not read */
 };
+NB_EPOLL_CONN_LAYOUT(struct conn);
 
 struct pool {
     pthread_mutex_t lock;
@@ -108,16 +109,15 @@ struct pool {
 struct loop {
     struct server *srv;
     int ep;
-    bool listening;            /* the listener is in the epoll set */
-    uint64_t accept_resume_ns; /* 0, or when to accept again after EMFILE */
+    struct nb_listener listener; /* in the epoll set, or paused after EMFILE */
     struct list conns;
     struct server_thread_totals totals;
     struct nb_loop nb;         /* the receive buffer, shared by all connections */
     struct pool *pool;         /* NULL without a per-message cost */
 };
 
-/* epoll_event.data.ptr values that are not connections. */
-static char listener_tag, stop_tag, done_tag;
+/* epoll_event.data.ptr values that are not connections (and &loop->listener). */
+static char stop_tag, done_tag;
 
 static void pool_close(void *p)
 {
@@ -257,56 +257,29 @@ static void on_done(struct loop *r)
     }
 }
 
-static int listen_in(struct loop *r, bool on)
-{
-    int err = nb_epoll_listener(r->ep, r->srv->listen_fd, &listener_tag, on);
-    if (err == 0)
-        r->listening = on;
-    return err;
-}
-
 static int adopt(void *arg, int fd)
 {
     struct loop *r = arg;
-    struct conn *c = calloc(1, sizeof *c);
-    int err = c ? nb_epoll_add_conn(r->ep, fd, c) : -ENOMEM;
-    if (err < 0) {
-        free(c);
-        return err;
-    }
-    c->nb.fd = fd;
-    list_insert_tail(&r->conns, &c->link);
-    return 0;
+    return nb_epoll_adopt(r->ep, &r->conns, fd, sizeof(struct conn));
 }
 
 static int loop_run(struct loop *r)
 {
     struct epoll_event events[MAX_EVENTS];
     for (;;) {
-        int timeout = server_accept_pause_ms(&r->accept_resume_ns);
-        if (timeout == 0 || (timeout < 0 && !r->listening)) {
-            int err = listen_in(r, true); /* the pause after EMFILE is over */
-            if (err < 0)
-                return server_fail(r->srv, "epoll_ctl", err);
-            timeout = -1;
-        }
-        int n = epoll_wait(r->ep, events, MAX_EVENTS, timeout);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return server_fail(r->srv, "epoll_wait", -errno);
-        }
+        const char *call;
+        int n = nb_epoll_wait(&r->listener, events, MAX_EVENTS, -1, &call);
+        if (n < 0)
+            return server_fail(r->srv, call, n);
         for (int i = 0; i < n; i++) {
             void *p = events[i].data.ptr;
             if (p == &stop_tag)
                 return 0;
             if (p == &done_tag)
                 on_done(r);
-            else if (p == &listener_tag) {
-                if (server_accept_batch(r->srv->listen_fd, &r->totals, &r->accept_resume_ns,
-                                        adopt, r))
-                    listen_in(r, false); /* out of descriptors: not until the pause is over */
-            } else
+            else if (p == &r->listener)
+                nb_listener_accept(&r->listener, &r->totals, adopt, r);
+            else
                 on_event(r, p, events[i].events);
         }
     }
@@ -339,6 +312,7 @@ static int reactor_pool_run(struct server *srv)
         err = net_set_nonblock(srv->listen_fd), call = "fcntl";
     if (err == 0 && (r->ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
         err = -errno, call = "epoll_create1";
+    r->listener = (struct nb_listener){.ep = r->ep, .fd = srv->listen_fd}; /* watched at once */
     if (err == 0 && (err = nb_epoll_watch(r->ep, srv->stop_fd, &stop_tag)) < 0)
         call = "epoll_ctl";
     if (err == 0 && costly) {
