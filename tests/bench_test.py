@@ -975,6 +975,11 @@ def case_disturbed(build):
             check("disturbed" in report and "left out" in report,
                   f"{mode}: the report says how many were discarded")
             check("disturbed: stalls" in r.stdout, "the progress lines say why")
+            if mode == "always":
+                r = bench(fake, run + "2", "--models", "epoll", "--scenarios",
+                          "connections,churn,size,work", "--connections", "1,2,4,8,16")
+                check("this machine is busy" in r.stderr,
+                      f"most of the first 20 disturbed: a warning: {r.stderr[-300:]}")
     check(not leftover_processes(), "no server left running")
 
 
