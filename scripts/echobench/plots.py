@@ -102,7 +102,7 @@ class Plotter:
         order; capacity: {model: [(x, capacity)]}, drawn dashed."""
         styled = [(model, model, self.colors[model], 1, series[model])
                   for model in self.models if series.get(model)]
-        extra = [(f"{model}.capacity", f"{model} capacity (1e6 / CPU us per request)",
+        extra = [(f"{model}.capacity", f"{model} capacity",
                   self.colors[model], 2, capacity[model])
                  for model in self.models if (capacity or {}).get(model)]
         self.styled_lines_plot(name, title, xlabel, ylabel, styled, logx, logy, notes, hline,
@@ -121,8 +121,8 @@ class Plotter:
         if any(len(p) > 4 and p[4] for *_, pts in styled for p in pts):
             notes.insert(0, "hollow points: the load generator was saturated (busy >= 90 % of "
                             "the window): the server may be faster than shown"
-                         + ("; dashed: the server's capacity from its CPU per request, "
-                            "requests/s per server CPU, which does not depend on the load "
+                         + ("; dashed: the server's capacity, 1e6 / its CPU us per request "
+                            "(requests/s per server CPU), which does not depend on the load "
                             "generator" if extra else ""))
         if self.repeats > 1:
             notes.insert(0, "error bars: 95 % interval of the median over the repeats "
