@@ -896,7 +896,8 @@ def case_kernel(build):
                       "limited by kernel.pid_max = 3 (a process per connection" in
                       rows["4"]["reason"], f"pid_max stops the cell above it: {rows['4']}")
             else:
-                check(rows["4"]["status"] == "ok" and rows["4"]["kernel_tuning"] ==
+                # Measured (ok, or errors when a loaded machine starves a 0.3 s window).
+                check(rows["4"]["status"] in ("ok", "errors") and rows["4"]["kernel_tuning"] ==
                       "kernel.pid_max=5", f"--tune-kernel runs the cell: {rows['4']}")
                 with open(os.path.join(run, "results.json")) as f:
                     cells = json.load(f)["cells"]
