@@ -49,7 +49,10 @@ assert isinstance(m["supports_costs"], bool), m
 ' "$name" || fail "--list --json is not echo-server's document for model $name"
 
 # Costs: taken when the peer says it supports them, else refused with exit 2.
-if timeout 10 "$bin" --list --json | grep -q '"supports_costs": true'; then
+# (Read whole first: grep -q would close the pipe early, and under pipefail the writer's broken
+# pipe would read as "no".)
+contract=$(timeout 10 "$bin" --list --json)
+if grep -q '"supports_costs": true' <<<"$contract"; then
     expect 2 --model "$name" --work-us 10
     expect 2 --model "$name" --msg-size 0
 else
