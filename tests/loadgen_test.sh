@@ -333,7 +333,9 @@ stall_detect)
         check "$mode: counted once, over 1 ms" 'j["stalls"]["count_over_1ms"] >= 1' "$tmp/$mode.json"
         check "$mode: and in the total" 'j["stalls"]["total_us"] >= 140000' "$tmp/$mode.json"
         check "$mode: a warning says it may explain the tail" 'any("stalled" in w for w in j["warnings"])' "$tmp/$mode.json"
-        grep -q "^  stalls       max 1[0-9][0-9]\.[0-9]* ms" "$tmp/lg.out" || fail "$mode: the summary lacks the stall"
+        # At least the freeze (a sanitizer build may stall longer still).
+        awk '/^  stalls       max / { found = $3 >= 140 } END { exit !found }' "$tmp/lg.out" \
+            || fail "$mode: the summary lacks the stall"
     done
     ;;
 stall_quiet)
