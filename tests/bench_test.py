@@ -172,6 +172,34 @@ def case_interrupt(build):
         check(any(r["status"] == "ok" for r in rows), "finished cells are kept")
         check(any(r["status"] == "interrupted" for r in rows), "cells not run are marked")
         check(not leftover_processes(), "no server left running after Ctrl-C")
+    interrupt_while_starting()
+
+
+def interrupt_while_starting():
+    """Ctrl-C while a server is starting (before it said "listening on") must not leave it
+    running: the bench leaves the `with Server(...)` block before it was entered."""
+    from echobench.processes import Server
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pidfile = os.path.join(tmp, "pid")
+        srv = Server(["sh", "-c", f'echo $$ > {pidfile}; exec sleep 30'], start_timeout=10)
+        old = signal.signal(signal.SIGALRM, interrupt)
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        try:
+            with srv:
+                check(False, "a server that never says it listens is not entered")
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+        with open(pidfile) as f:
+            pid = int(f.read())
+        check(not os.path.exists(f"/proc/{pid}"),
+              "a server interrupted while starting is stopped")
 
 
 def case_compare(build):

@@ -56,6 +56,15 @@ class Server:
         self.stderr_file = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=self.stderr_file,
                                      stdin=subprocess.DEVNULL, start_new_session=True, text=True)
+        try:
+            self._wait_listening()
+        except BaseException:
+            # Ctrl-C (or any error) before "listening on": __exit__ will not run, so nothing
+            # else would stop the server (it has a session of its own, out of Ctrl-C's reach).
+            self.stop()
+            raise
+
+    def _wait_listening(self):
         deadline = time.monotonic() + self.start_timeout
         line = ""
         os.set_blocking(self.proc.stdout.fileno(), False)
