@@ -709,6 +709,7 @@ def case_stats(build):
     bad.result["kept_disturbed"] = True
     entry = [e for e in _summarize([ok, bad]) if e["metric"] == "requests_per_sec"][0]
     check(entry["n"] == 2, f"--keep-disturbed uses them: {entry}")
+    stalls_that_follow_a_series()
 
     # Kernel limits: a cell above 90 % of what a sysctl allows is unservable and says which;
     # with --tune-kernel it raises the sysctl for the cell, and puts it back.
@@ -797,6 +798,52 @@ def case_stats(build):
     check({(f["a"], f["b"]) for f in found if f["metric"] == "requests_per_sec"} ==
           {("b", "c"), ("b", "a")}, f"no baseline: the best against the runner-up and the "
                                      f"last: {[(f['a'], f['b']) for f in found]}")
+
+
+def stalls_that_follow_a_series():
+    """Stalls in most first attempts of one series, and in few of the others' at the same
+    setting, come with that series: its first attempts are used, its re-measures superseded."""
+    from echobench.results import keep_stalls_that_follow_series, summarize
+    from echobench.scenarios import Cell
+
+    def run(disturbed_repeats):
+        """Six repeats of three series at c=128; disturbed_repeats[model]: the repeats whose
+        first attempt was disturbed, each then measured again (undisturbed) once."""
+        cells = []
+        for model in ("thread", "epoll", "uring"):
+            for rep in range(6):
+                c = Cell("connections", model, 128, repeat=rep)
+                c.status, c.result = "ok", {"requests_per_sec": 100.0 + rep}
+                c.disturbed = rep in disturbed_repeats.get(model, ())
+                cells.append(c)
+                if c.disturbed:
+                    again = c.again()
+                    again.status, again.result = "ok", {"requests_per_sec": 500.0}
+                    cells.append(again)
+        return cells
+
+    def thread_entry(cells):
+        return [e for e in summarize(cells) if e["model"] == "thread"
+                and e["metric"] == "requests_per_sec"][0]
+
+    cells = run({"thread": range(5), "epoll": [2]})
+    check(keep_stalls_that_follow_series(cells) == 1, "one series' stalls follow it")
+    e = thread_entry(cells)
+    check(e["n"] == 6 and e["median"] == 102.5 and e["discarded"] == 0,
+          f"its six first attempts are used, its re-measures are not: {e}")
+    check(all(c.result.get("superseded") for c in cells if c.model == "thread" and c.attempt),
+          "its re-measures are marked superseded")
+    check(not any(c.result.get("superseded") or c.result.get("stalls_follow_series")
+                  for c in cells if c.model == "epoll"),
+          "a series with one disturbed repeat is left as it is")
+    cells = run({"thread": range(5), "epoll": range(3), "uring": range(1)})
+    check(keep_stalls_that_follow_series(cells) == 0,
+          "stalls in 4 of 12 first attempts of the others: the platform's, not the series'")
+    e = thread_entry(cells)
+    check(e["n"] == 6 and e["median"] == 500.0 and e["discarded"] == 5,
+          f"platform stalls: disturbed attempts left out, re-measures used: {e}")
+    cells = run({"thread": range(2)})
+    check(keep_stalls_that_follow_series(cells) == 0, "2 of 6 disturbed: not most")
 
 
 def case_checker(build):

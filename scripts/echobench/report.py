@@ -189,7 +189,16 @@ def write_report(run_dir, meta, env, cells, models, plots, threshold_us):
     if not found and not k:
         lines.append("- (no data)")
     disturbed = [c for c in cells if discarded(c)]
-    kept = [c for c in cells if measured(c) and c.disturbed and not discarded(c)]
+    following = [c for c in cells if c.result.get("stalls_follow_series")]
+    kept = [c for c in cells if usable(c) and c.disturbed
+            and not c.result.get("stalls_follow_series")]
+    if following:
+        series = sorted({f"{c.model} ({c.scenario} {c.setting()})" for c in following})
+        lines.append(f"- {len(following)} disturbed measurements are used, flagged: their stalls "
+                     "follow their series - its first attempts were disturbed in most repeats, "
+                     "those of the other series at the same setting were not - so they come "
+                     "with the load the server puts on the machine, not from the platform "
+                     "(docs/methodology.md): " + ", ".join(series) + ".")
     if kept:
         lines.append(f"- {len(kept)} measurements were disturbed (the load generator's platform "
                      "stalls could explain their figures) and are used all the same "

@@ -65,13 +65,65 @@ def measured(cell):
 
 def usable(cell):
     """A measurement that plots, summaries and findings use: measured and not disturbed (or
-    disturbed and kept by --keep-disturbed)."""
-    return measured(cell) and (not cell.disturbed or bool(cell.result.get("kept_disturbed")))
+    disturbed and kept: by --keep-disturbed, or because its stalls follow its series), and not
+    a re-measurement superseded by its repeat's first attempt."""
+    return measured(cell) and not cell.result.get("superseded") and \
+        (not cell.disturbed or bool(cell.result.get("kept_disturbed")))
 
 
 def discarded(cell):
     """A disturbed measurement left out."""
-    return measured(cell) and not usable(cell)
+    return measured(cell) and not usable(cell) and not cell.result.get("superseded")
+
+
+# Stalls that follow a series. A platform stall strikes cells at random; when the first attempts
+# of one series at a setting are disturbed in most repeats while those of the other series at
+# the same setting are not, the stalls come with the load that series puts on the machine (a
+# server that runs 128 threads on its one CPU makes the load generator's system calls on the
+# other CPU wait: measured 2-6 ms "stalls" in most attempts, none for the event loops beside
+# it). Leaving those attempts out would keep only the series' lucky repeats, or none at all.
+# So its first attempts are used, flagged, and its re-measurements are superseded.
+FOLLOW_MIN_REPEATS = 3  # first attempts of the series needed to tell
+FOLLOW_SHARE = 0.5      # ... disturbed in at least this share of them
+OTHERS_QUIET = 0.25     # ... while the other series' median share is at most this
+OTHERS_MIN = 2          # ... over at least this many other series
+# The median over the other series, not their pooled share: several series may share the
+# behaviour (every thread- or process-per-connection model at 128 connections does).
+
+
+def stalls_follow_series(cells, scenario, model, setting):
+    """True if the first attempts of (scenario, model, setting) are disturbed far more often
+    than those of the other series at the same setting (see above)."""
+    first = {}  # series -> [disturbed?] of its first attempts at the setting
+    for c in cells:
+        if c.scenario == scenario and c.attempt == 0 and measured(c) and c.setting() == setting:
+            first.setdefault(c.model, []).append(c.disturbed)
+    mine = first.pop(model, [])
+    if len(mine) < FOLLOW_MIN_REPEATS or len(first) < OTHERS_MIN:
+        return False
+    others = statistics.median(sum(v) / len(v) for v in first.values())
+    return sum(mine) >= FOLLOW_SHARE * len(mine) and others <= OTHERS_QUIET
+
+
+def keep_stalls_that_follow_series(cells):
+    """Applies stalls_follow_series to every (scenario, series, setting) of a run: its disturbed
+    first attempts are kept (result stalls_follow_series), its later attempts superseded.
+    Returns the number of series-settings it applied to."""
+    n = 0
+    for (scenario, model, setting), group in _groups(cells).items():
+        if not any(c.disturbed for c in group) or \
+                not stalls_follow_series(cells, scenario, model, setting):
+            continue
+        n += 1
+        for c in group:
+            if not measured(c):
+                continue
+            if c.attempt == 0:
+                if c.disturbed:
+                    c.result.update(kept_disturbed=True, stalls_follow_series=True)
+            else:
+                c.result["superseded"] = True
+    return n
 
 
 def summarize(cells):
