@@ -202,7 +202,26 @@ def interrupt_while_starting():
               "a server interrupted while starting is stopped")
 
 
+def machine_drift_warning():
+    """compare warns when every series moved alike: the machine, more likely than the code."""
+    from importlib.machinery import SourceFileLoader
+    compare = SourceFileLoader("compare_script",
+                               os.path.join(ROOT, "scripts", "compare")).load_module()
+    slower = [(m, 0.8) for m in ("epoll", "poll", "thread", "fork") for _ in range(3)]
+    w = compare.machine_drift("B (run)", slower)
+    check(w is not None and "worse than A in 12 of 12" in w and "4 of 4 series" in w,
+          f"every series 20 % slower: the machine: {w}")
+    one = [(m, 0.6 if m == "epoll" else 1.0 + i / 100) for i, m in
+           enumerate(("epoll", "poll", "thread", "fork") * 3)]
+    check(compare.machine_drift("B", one) is None,
+          f"one series slower: a change of the code: {compare.machine_drift('B', one)}")
+    check(compare.machine_drift("B", [(m, 0.97) for m in ("a", "b", "c") * 4]) is None,
+          "3 % in every series: within the noise")
+    check(compare.machine_drift("B", slower[:6]) is None, "too few cells to tell")
+
+
 def case_compare(build):
+    machine_drift_warning()
     with tempfile.TemporaryDirectory() as tmp:
         runs = [os.path.join(tmp, n) for n in ("a", "b")]
         for run, extra in zip(runs, ([], ["--models", "epoll,poll", "--connections", "1,4,8"])):
