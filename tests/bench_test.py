@@ -2,7 +2,7 @@
 """Tests of the bench and compare scripts, on the tiny profile (seconds).
 
   bench_test.py CASE BUILD_DIR      CASE: smoke | interrupt | compare | cli | units
-                                  | stats | checker | disturbed | kernel
+                                  | stats | checker | disturbed | kernel | peers
 
 This process makes itself a child subreaper, so that a server the bench failed to stop - an
 orphan - would become its child and be found: "nothing left running" is checked, not assumed.
@@ -316,7 +316,11 @@ def case_cli(build):
                         (["--loadgen-cpus", "a"], "--loadgen-cpus"),
                         (["--models", "epoll,"], "--models"),
                         (["--models", ""], "--models"),
-                        (["--scenarios", ",size"], "--scenarios")]:
+                        (["--scenarios", ",size"], "--scenarios"),
+                        (["--peers", "rust"], "unknown peer"),
+                        (["--peers", "node,node"], "twice"),
+                        (["--peers", "node,"], "--peers"),
+                        (["--models", "node"], "--peers")]:
         with tempfile.TemporaryDirectory() as tmp:
             # Should the option be taken, a one-cell run into a scratch folder, not a study.
             r = bench(build, os.path.join(tmp, "run"), "--models", "epoll", "--scenarios",
@@ -1005,6 +1009,88 @@ def case_kernel(build):
     check(not leftover_processes(), "no server left running")
 
 
+def case_peers(build):
+    """--peers: the peers that can run here are series of their own in every scenario, with
+    CPU per request and memory per connection; one that cannot is skipped with one line giving
+    the apt-get command; a peer without per-message costs is left out of the work cells, and
+    the report says so; a peer may be the baseline. SKIP (77) when no peer can run here."""
+    from echobench import peers
+    names = peers.known()
+    usable = [n for n in names if peers.load(build, n)[0]]
+    if not usable:
+        print("SKIP: no peer can run in this build: "
+              + "; ".join(f"{n}: {peers.load(build, n)[1]}" for n in names))
+        sys.exit(77)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = os.path.join(tmp, "run")
+        started = time.monotonic()
+        r = bench(build, run, "--models", "epoll", "--peers", ",".join(names), "--scenarios",
+                  "connections,work,idle", "--baseline", usable[0], "--keep-disturbed",
+                  "--seed", "3")
+        print(f"bench --peers {','.join(names)} (usable: {','.join(usable)}): "
+              f"{time.monotonic() - started:.1f} s")
+        check(r.returncode == 0, f"the bench with peers exits 0: {r.stderr[-500:]}")
+        for n in set(names) - set(usable):
+            line = [x for x in r.stderr.splitlines() if f"peer {n} skipped" in x]
+            check(line and ("apt-get install -y" in line[0] or "not built" in line[0]),
+                  f"a peer that cannot run is skipped with one line saying how: {line}")
+        report = check_run_folder(run, expect_complete=False)
+        with open(os.path.join(run, "results.csv")) as f:
+            rows = [x for x in csv.DictReader(f) if x["attempt"] == "0"]
+        with open(os.path.join(run, "results.json")) as f:
+            meta = json.load(f)["meta"]
+        check(meta["models"] == ["epoll"] + usable and
+              [p["name"] for p in meta["peers"]] == usable,
+              f"the peers are series after the models: {meta['models']} {meta.get('peers')}")
+        for n in usable:
+            costs = peers.load(build, n)[0].supports_costs
+            mine = [x for x in rows if x["model"] == n]
+            for scen in ("connections", "work", "idle"):
+                got = [x for x in mine if x["scenario"] == scen]
+                if scen == "work" and not costs:
+                    check(got and all(x["status"] == "unservable" and "supports_costs false"
+                                      in x["reason"] for x in got),
+                          f"{n} takes no costs: its work cells are unservable, saying why: {got}")
+                    check(f"{n} takes no per-message costs" in report,
+                          f"the report says {n} is left out of the work cells")
+                    continue
+                check(got and all(x["status"] in ("ok", "errors") for x in got),
+                      f"{n} is measured in the {scen} scenario: {[x['status'] for x in got]}")
+                if scen == "idle":
+                    check(all(float(x["memory_per_connection_bytes"] or 0) > 0 for x in got),
+                          f"{n}: memory per idle connection: {got[:1]}")
+                else:
+                    check(all(float(x["server_cpu_us_per_request"] or 0) > 0 for x in got),
+                          f"{n}: server CPU per request in {scen}")
+            check(f"'throughput.{n}.dat'" in open(os.path.join(run, "plots",
+                                                                "throughput.gp")).read(),
+                  f"{n} is a line of the throughput plot")
+            check(f"`echo-{n}`" in report, f"the report names the peer {n}")
+        with open(os.path.join(run, "findings.json")) as f:
+            found = json.load(f)
+        check(found and all(f["a"] == usable[0] for f in found),
+              f"--baseline {usable[0]}: a peer may be the baseline: {found[:1]}")
+
+        # A peer missing from the build (as with a toolchain not found at configure time):
+        # skipped with its one line, the rest runs.
+        fake = os.path.join(tmp, "fake")
+        fake_build(fake, build, f'exec {os.path.join(build, "servers", "echo-server")} "$@"')
+        os.makedirs(os.path.join(fake, "peers"))
+        os.symlink(peers.executable(build, usable[0]), peers.executable(fake, usable[0]))
+        missing = next(n for n in names if n != usable[0])
+        r = bench(fake, os.path.join(tmp, "run2"), "--models", "epoll", "--peers",
+                  f"{missing},{usable[0]}", "--scenarios", "churn", "--keep-disturbed")
+        lines = [x for x in r.stderr.splitlines() if "skipped" in x]
+        check(r.returncode == 0 and len(lines) == 1 and f"peer {missing} skipped" in lines[0]
+              and ("apt-get install -y " + peers.TOOLCHAINS[missing][0] in lines[0]
+                   or "not built" in lines[0]),
+              f"a peer not built: one line, and the run goes on: {r.returncode} {lines}")
+        with open(os.path.join(tmp, "run2", "report.md")) as f:
+            check(f"Peer {missing} was asked for (--peers) and skipped" in f.read(),
+                  "the report says which peer was skipped, and why")
+    check(not leftover_processes(), "no server left running")
+
+
 FAKE_LOADGEN = """#!/usr/bin/env python3
 import json, os, subprocess, sys
 REAL, COUNTER, MODE = {real!r}, {counter!r}, {mode!r}
@@ -1084,7 +1170,7 @@ def main():
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     {"smoke": case_smoke, "interrupt": case_interrupt, "compare": case_compare,
      "cli": case_cli, "units": case_units, "stats": case_stats, "checker": case_checker,
-     "disturbed": case_disturbed, "kernel": case_kernel}[case](build)
+     "disturbed": case_disturbed, "kernel": case_kernel, "peers": case_peers}[case](build)
     if failures:
         print(f"{len(failures)} check(s) failed")
         sys.exit(1)

@@ -9,7 +9,8 @@ process per connection, ...) stops a model at 90 % of what it allows. An echo-se
 before `--json` existed is read from the text of `--list`.
 
 A series is what the plots and findings compare: a model, or a variant - a model with server
-options of its own under a label (`--variant 'epoll2=epoll --threads 2'`).
+options of its own under a label (`--variant 'epoll2=epoll --threads 2'`), or a peer - a server
+in another runtime with echo-server's command line (peers.py), whose Model names its executable.
 """
 
 import json
@@ -58,6 +59,10 @@ class Model:
     listener_per_thread: bool   # every thread accepts on a listener of its own (SO_REUSEPORT)
     kernel_limits: list = field(default_factory=list)  # [KernelLimit]
     default_threads: Optional[int] = None
+    # Takes --msg-size/--work-us/--sleep-us (per-message costs): every echo-server model; a peer
+    # says so in its --list --json ("supports_costs"). Cells that need costs skip the others.
+    supports_costs: bool = True
+    executable: Optional[str] = None  # the server program: None for echo-server, else a peer's
 
     @property
     def pool_cap(self):
@@ -129,6 +134,10 @@ class Series:
         return f"{self.name}={self.model.name}" + (" " + shlex.join(self.options)
                                                     if self.options else "")
 
+    @property
+    def is_peer(self):
+        return self.model.executable is not None
+
 
 SERIES_NAME = re.compile(r"[a-z0-9][a-z0-9_]*")
 
@@ -177,7 +186,8 @@ def parse_list_json(text):
                       [KernelLimit(k["sysctl"], int(k["per_connection"]), k["why"],
                                    int(k["value"]), int(k["max_connections"]))
                        for k in m.get("kernel_limits") or []],
-                      m.get("default_threads")) for m in doc["models"]]
+                      m.get("default_threads"), bool(m.get("supports_costs", True)))
+                for m in doc["models"]]
     except (KeyError, TypeError, ValueError) as e:
         raise RuntimeError(f"echo-server --list --json: a model lacks a field ({e})")
 

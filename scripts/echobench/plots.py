@@ -12,9 +12,12 @@ import textwrap
 
 from .results import aggregate, usable
 
-# Distinct colours, assigned to models in registry order (one colour per model everywhere).
+# Distinct colours, assigned to series in order - the models in registry order, then the peers,
+# then variants (one colour per series everywhere). Enough for every model and the three peers
+# before a colour comes round again.
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
-           "#17becf", "#7f7f7f", "#bcbd22", "#393b79", "#ad494a", "#637939", "#843c39"]
+           "#17becf", "#7f7f7f", "#bcbd22", "#393b79", "#ad494a", "#637939", "#843c39",
+           "#000000", "#e7ba52", "#3182bd", "#de9ed6", "#31a354", "#fd8d3c"]
 
 WIDTH, HEIGHT = 900, 560
 

@@ -126,6 +126,28 @@ def summary_table(cells, models, threshold_us):
     return rows
 
 
+def peer_notes(meta, cells):
+    """Bullets on the peers (--peers): which ran, which were skipped and why, and the cells a
+    peer was left out of because it takes no per-message costs - never a silent hole."""
+    out = []
+    ran = meta.get("peers") or []
+    if ran:
+        out.append("- Peers in other runtimes (docs/peers.md), measured like the models: "
+                   + ", ".join(f"{p['name']} (`{os.path.basename(p['executable'])}`)"
+                               for p in ran) + ".")
+    for name, why in (meta.get("peers_skipped") or {}).items():
+        out.append(f"- Peer {name} was asked for (--peers) and skipped: {why}.")
+    for p in ran:
+        if p.get("supports_costs", True):
+            continue
+        left = sorted({c.setting() for c in cells if c.model == p["name"] and
+                       c.status == "unservable" and c.needs_costs()})
+        if left:
+            out.append(f"- {p['name']} takes no per-message costs (supports_costs false): it "
+                       f"is left out of the cells that need them ({', '.join(left)}).")
+    return out
+
+
 def windows(meta):
     """'1.0 s measured per cell (latency cells 3.0 s, idle cells 3.0 s)': the windows the cells
     of the run's scenarios had, where they differ from the others'."""
@@ -222,6 +244,7 @@ def write_report(run_dir, meta, env, cells, models, plots, threshold_us):
                      "per request is exact regardless, and the throughput plot adds the "
                      "capacity it gives (1,000,000 / CPU us per request: requests/s per server "
                      "CPU).")
+    lines += peer_notes(meta, cells)
     tuned = [c for c in cells if c.result.get("kernel_tuning")]
     for c in tuned:
         lines.append(f"- --tune-kernel: {c.scenario} {c.model} {c.setting()} (repeat "

@@ -82,7 +82,7 @@ def server_args(cell, series):
     args = ["--model", series.model.name, "--port", "0"]
     if cell.threads:
         args += ["--threads", str(cell.threads)]
-    if cell.work_us or cell.sleep_us:
+    if cell.needs_costs():
         args += ["--msg-size", str(cell.size), "--work-us", str(cell.work_us),
                  "--sleep-us", str(cell.sleep_us)]
     return args + list(series.options)
@@ -199,7 +199,7 @@ def _run_cell(cell, series, bench):
         suffix = f"_a{cell.attempt}" if cell.attempt else ""
         hgrm = os.path.join(bench.run_dir, "hgrm", f"{cell.slug()}_r{cell.repeat}{suffix}.hgrm")
         os.makedirs(os.path.dirname(hgrm), exist_ok=True)
-    argv = [bench.echo_server] + server_args(cell, series)
+    argv = [series.model.executable or bench.echo_server] + server_args(cell, series)
     cell_timeout = bench.settings.warmup + bench.settings.window(cell.scenario) + 45
     try:
         with Server(argv, cpus=bench.placement.server_cpus) as srv:
@@ -252,13 +252,15 @@ def _run_cell(cell, series, bench):
 def check_variant(echo_server, series, timeout=10.0):
     """None if echo-server starts with the variant's options (on --port 0, then stopped at
     once), else the one line it said."""
-    argv = [echo_server, "--model", series.model.name, "--port", "0"] + list(series.options)
+    argv = [series.model.executable or echo_server, "--model", series.model.name, "--port",
+            "0"] + list(series.options)
     try:
         with Server(argv, start_timeout=timeout):
             pass
     except ServerError as e:
         text = str(e).split(" did not start: ", 1)[-1].strip().splitlines()
-        return (f"--variant '{series.describe()}': echo-server refused "
+        program = os.path.basename(series.model.executable or echo_server)
+        return (f"--variant '{series.describe()}': {program} refused "
                 f"{shlex.join(series.options)}: " + (text[-1] if text else "no output"))
     return None
 

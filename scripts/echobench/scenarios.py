@@ -149,6 +149,10 @@ class Cell:
             return f"work={self.work_us}us" if self.work_us else f"sleep={self.sleep_us}us"
         return f"idle={self.connections}"
 
+    def needs_costs(self):
+        """True if the server must take per-message costs (--work-us, --sleep-us)."""
+        return bool(self.work_us or self.sleep_us)
+
     def key(self):
         """Identifies the cell across runs (for scripts/compare): scenario, model, setting."""
         return f"{self.scenario}/{self.model}/{self.setting()}"
@@ -194,6 +198,9 @@ def cells_of_series(settings, series, scenarios, repeat, tune_kernel=False):
         cells += [Cell("idle", name, n, idle=True) for n in p.idle]
     model = series.model
     limit, why = model.connection_limit()
+    no_costs = "" if model.supports_costs else (
+        f"{model.name} does not support per-message costs (its --list --json says "
+        "supports_costs false)")
     for cell in cells:
         cell.repeat = repeat
         if series.is_variant:
@@ -201,7 +208,9 @@ def cells_of_series(settings, series, scenarios, repeat, tune_kernel=False):
             cell.server_options = " ".join(series.options)
         cell.threads, pool_why = model.pool_for(cell.connections, series.given_threads())
         # Churn connections are short: a one-at-a-time server still serves them all.
-        if cell.scenario != "churn":
+        if no_costs and cell.needs_costs():
+            cell.status, cell.reason = "unservable", no_costs
+        elif cell.scenario != "churn":
             if limit is not None and cell.connections > limit:
                 cell.status = "unservable"
                 cell.reason = f"{cell.connections} connections: {model.name} {why}"
