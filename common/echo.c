@@ -57,7 +57,14 @@ uint64_t echo_count_messages(const struct echo_work *w, struct echo_stream *s, s
         return 0;
     uint64_t total = s->msg_fill + len;
     s->msg_fill = total % w->msg_size;
-    return total / w->msg_size;
+    uint64_t completed = total / w->msg_size;
+    if (w->cost_every <= 1)
+        return completed;
+    /* The costly ones among messages phase+1 .. phase+completed (numbered from the last
+     * costly one): the multiples of cost_every. */
+    uint64_t seen = s->msg_phase + completed;
+    s->msg_phase = seen % w->cost_every;
+    return seen / w->cost_every;
 }
 
 void echo_spend_messages(const struct echo_work *w, uint64_t messages)

@@ -52,11 +52,28 @@ assert isinstance(m["supports_costs"], bool), m
 # (Read whole first: grep -q would close the pipe early, and under pipefail the writer's broken
 # pipe would read as "no".)
 contract=$(timeout 10 "$bin" --list --json)
+# expect_named WORD ARGS...: exit 2, and the one line names WORD.
+expect_named() {
+    local word=$1; shift
+    expect 2 "$@"
+    local err
+    err=$(timeout 10 "$bin" "$@" 2>&1 >/dev/null)
+    case $err in *"$word"*) ;; *) fail "'$*': the message does not say '$word': $err" ;; esac
+}
 if grep -q '"supports_costs": true' <<<"$contract"; then
     expect 2 --model "$name" --work-us 10
     expect 2 --model "$name" --msg-size 0
+    # --cost-every as echo-server takes it: 1 to 1,000,000, with --msg-size and a cost.
+    timeout 10 "$bin" --help | grep -q -- --cost-every || fail "--help does not document --cost-every"
+    expect_named --cost-every --model "$name" --msg-size 128 --sleep-us 10 --cost-every 0
+    expect_named --cost-every --model "$name" --msg-size 128 --sleep-us 10 --cost-every 1000001
+    expect_named --cost-every --model "$name" --msg-size 128 --sleep-us 10 --cost-every x
+    expect_named "--cost-every needs --msg-size" --model "$name" --cost-every 10
+    expect_named "--cost-every needs --msg-size and a cost" --model "$name" --msg-size 128 \
+        --cost-every 10
 else
     expect 2 --model "$name" --msg-size 100
+    expect_named "not supported" --model "$name" --cost-every 10
 fi
 
 [ $fails -eq 0 ] && echo "PASS: the $name peer's command line"

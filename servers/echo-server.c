@@ -38,6 +38,7 @@
 /* The longest per-message cost: well inside the stop grace, so that even a message whose cost
  * has begun cannot hold a stop up (the costs are interruptible too: see echo_abort_costs). */
 #define MAX_COST_US 1000000
+#define MAX_COST_EVERY 1000000 /* --cost-every: one costly message in a million at most */
 /* The version of the `--list --json` document (docs/adding-a-model.md); bump it when a field
  * changes meaning or goes away, not when one is added. */
 #define MODEL_LIST_JSON_VERSION 1
@@ -81,6 +82,10 @@ static void usage(FILE *out)
 "      --sleep-us N     each complete message then waits N microseconds (blocking sleep)\n"
 "                       before it is echoed; --work-us and --sleep-us need --msg-size,\n"
 "                       at most %d each; a stop cuts a cost short\n"
+"      --cost-every N   only every Nth message of a connection costs (1 to 1,000,000;\n"
+"                       default 1): messages are numbered 1, 2, 3 ... per connection and\n"
+"                       message k costs when k %% N == 0, the others are echoed at once;\n"
+"                       needs --msg-size and --work-us or --sleep-us\n"
 "\n"
 "  -l, --list           list the models: name, kind, what --threads means, the most\n"
 "                       connections the model can hold (- for no limit of its own), summary\n"
@@ -200,7 +205,7 @@ static const struct server_model *find_model(const char *name)
 
 static const struct server_model *parse_args(int argc, char **argv, struct server_config *cfg)
 {
-    enum { OPT_STACK = 256, OPT_MSG, OPT_WORK, OPT_SLEEP, OPT_JSON, OPT_MAX_FDS };
+    enum { OPT_STACK = 256, OPT_MSG, OPT_WORK, OPT_SLEEP, OPT_COST_EVERY, OPT_JSON, OPT_MAX_FDS };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},
         {"host", required_argument, NULL, 'H'},
@@ -212,6 +217,7 @@ static const struct server_model *parse_args(int argc, char **argv, struct serve
         {"msg-size", required_argument, NULL, OPT_MSG},
         {"work-us", required_argument, NULL, OPT_WORK},
         {"sleep-us", required_argument, NULL, OPT_SLEEP},
+        {"cost-every", required_argument, NULL, OPT_COST_EVERY},
         {"list", no_argument, NULL, 'l'},
         {"json", no_argument, NULL, OPT_JSON},
         {"help", no_argument, NULL, 'h'},
@@ -248,6 +254,10 @@ static const struct server_model *parse_args(int argc, char **argv, struct serve
         case OPT_SLEEP:
             cfg->work.sleep_us = (uint32_t)cli_uint("--sleep-us", optarg, 0, MAX_COST_US);
             break;
+        case OPT_COST_EVERY:
+            cfg->work.cost_every =
+                (uint32_t)cli_uint("--cost-every", optarg, 1, MAX_COST_EVERY);
+            break;
         case 'l': list = true; break;
         case OPT_JSON: json = true; break;
         case 'h': usage(stdout); exit(0);
@@ -275,6 +285,9 @@ static const struct server_model *parse_args(int argc, char **argv, struct serve
         cli_usage_error("model '%s' does not take --threads", model->name);
     if ((cfg->work.work_us || cfg->work.sleep_us) && !cfg->work.msg_size)
         cli_usage_error("--work-us and --sleep-us need --msg-size");
+    if (cfg->work.cost_every
+        && (!cfg->work.msg_size || !(cfg->work.work_us || cfg->work.sleep_us)))
+        cli_usage_error("--cost-every needs --msg-size and a cost (--work-us or --sleep-us)");
     return model;
 }
 

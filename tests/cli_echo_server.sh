@@ -33,7 +33,7 @@ expect_usage_error() { # expected words in the message, then the arguments
 "$server" --help >"$tmp/help"
 check "--help exits 0" $?
 for opt in --model --host --port --threads --backlog --stack-size --max-fds --msg-size --work-us \
-           --sleep-us --list --help --version; do
+           --sleep-us --cost-every --list --help --version; do
     check "--help documents $opt" "$(grep -q -- "$opt" "$tmp/help"; echo $?)"
 done
 "$server" --list >"$tmp/list"
@@ -66,6 +66,13 @@ expect_usage_error "--host" --model thread --host no-such-host.invalid
 expect_usage_error "--work-us" --model thread --msg-size 1 --work-us 1000001
 expect_usage_error "--sleep-us" --model thread --msg-size 1 --sleep-us 10000000
 expect_usage_error "--json goes with --list" --json
+# --cost-every: 1 to 1,000,000, and only with framing and a cost to space out.
+expect_usage_error "--cost-every" --model thread --msg-size 128 --sleep-us 10 --cost-every 0
+expect_usage_error "--cost-every" --model thread --msg-size 128 --sleep-us 10 --cost-every 1000001
+expect_usage_error "--cost-every" --model thread --msg-size 128 --sleep-us 10 --cost-every x
+expect_usage_error "--cost-every needs --msg-size" --model thread --cost-every 10
+expect_usage_error "--cost-every needs --msg-size and a cost" --model thread --msg-size 128 \
+    --cost-every 10
 
 # --list --json: the model contract for tools - valid JSON, versioned, every model of --list.
 "$server" --list --json >"$tmp/list.json"

@@ -56,14 +56,15 @@ import (
 )
 
 const (
-	prog        = "echo-go"
-	modelName   = "go"
-	summary     = "a goroutine per connection on the net package (Go runtime netpoller)"
-	bufSize     = 16 << 10 // ECHO_BUF_SIZE, as for every C model
-	acceptPause = 50 * time.Millisecond
-	stopGrace   = 800 * time.Millisecond // how long a stop waits for the goroutines
-	maxCostUS   = 1000000
-	fdCeiling   = 1 << 20 // what echo-server raises RLIMIT_NOFILE to when privileged
+	prog         = "echo-go"
+	modelName    = "go"
+	summary      = "a goroutine per connection on the net package (Go runtime netpoller)"
+	bufSize      = 16 << 10 // ECHO_BUF_SIZE, as for every C model
+	acceptPause  = 50 * time.Millisecond
+	stopGrace    = 800 * time.Millisecond // how long a stop waits for the goroutines
+	maxCostUS    = 1000000
+	maxCostEvery = 1000000
+	fdCeiling    = 1 << 20 // what echo-server raises RLIMIT_NOFILE to when privileged
 )
 
 func usage() {
@@ -83,6 +84,9 @@ Options:
       --msg-size S     the stream is made of S-byte messages (e.g. 128 or 4k)
       --work-us N      each complete message costs N us of CPU (thread CPU clock)
       --sleep-us N     each complete message then waits N us; both need --msg-size
+      --cost-every N   only every Nth message of a connection costs (1 to 1,000,000;
+                       default 1): message k costs when k %% N == 0, counted from 1 per
+                       connection; needs --msg-size and --work-us or --sleep-us
   -l, --list           list the model; --json: as JSON, like echo-server --list --json
   -h, --help           show this help
 `, prog, prog)
@@ -98,6 +102,7 @@ type config struct {
 	port                     int
 	maxFDs                   int
 	msgSize, workUS, sleepUS int
+	costEvery                int // 0: not given (every message costs)
 }
 
 // parseUint reads N or, with suffixes, a size such as 4k (x1024) or 1m.
@@ -153,6 +158,8 @@ func parseArgs(args []string) config {
 			cfg.workUS = parseUint("--work-us", value(), 0, maxCostUS, false)
 		case "--sleep-us":
 			cfg.sleepUS = parseUint("--sleep-us", value(), 0, maxCostUS, false)
+		case "--cost-every":
+			cfg.costEvery = parseUint("--cost-every", value(), 1, maxCostEvery, false)
 		case "-l", "--list":
 			list = true
 		case "--json":
@@ -185,6 +192,9 @@ func parseArgs(args []string) config {
 	}
 	if (cfg.workUS > 0 || cfg.sleepUS > 0) && cfg.msgSize == 0 {
 		usageError("--work-us and --sleep-us need --msg-size")
+	}
+	if cfg.costEvery > 0 && (cfg.msgSize == 0 || (cfg.workUS == 0 && cfg.sleepUS == 0)) {
+		usageError("--cost-every needs --msg-size and a cost (--work-us or --sleep-us)")
 	}
 	return cfg
 }
@@ -246,6 +256,7 @@ func setFDLimit(n int) error {
 
 type costs struct {
 	msgSize  int
+	every    int // message k of a connection (from 1) costs when k % every == 0
 	work     time.Duration
 	sleep    time.Duration
 	aborted  atomic.Bool   // set once, at stop: a cost in progress ends early
@@ -281,15 +292,19 @@ func (c *costs) burn(d time.Duration) {
 	burnSink = x
 }
 
-// pay spends the cost of every message the n new bytes complete; fill is the connection's
-// position in its current message. The cost is paid before the bytes are echoed.
-func (c *costs) pay(fill *int, n int) {
+// pay spends the cost of every costly message the n new bytes complete; received counts the
+// connection's bytes so far (its messages are numbered from it: 1, 2, 3 ...). The cost is paid
+// before the bytes are echoed.
+func (c *costs) pay(received *int64, n int) {
 	if c.msgSize == 0 {
 		return
 	}
-	total := *fill + n
-	*fill = total % c.msgSize
-	for m := total / c.msgSize; m > 0 && !c.aborted.Load(); m-- {
+	before, total := *received, *received+int64(n)
+	*received = total
+	size, every := int64(c.msgSize), int64(c.every)
+	// Messages before/size+1 .. total/size complete now; the multiples of every cost.
+	costly := total/size/every - before/size/every
+	for m := costly; m > 0 && !c.aborted.Load(); m-- {
 		c.burn(c.work)
 		if c.sleep > 0 {
 			t := time.NewTimer(c.sleep)
@@ -343,12 +358,12 @@ func (s *server) serve(c net.Conn) {
 	s.connections.Add(1)
 	buf := make([]byte, bufSize)
 	var echoed uint64
-	fill := 0
+	var received int64
 	defer func() { s.bytesEchoed.Add(echoed) }()
 	for {
 		n, err := c.Read(buf)
 		if n > 0 {
-			s.costs.pay(&fill, n)
+			s.costs.pay(&received, n)
 			w, werr := c.Write(buf[:n]) // blocks while the client does not read: back-pressure
 			echoed += uint64(w)
 			if werr != nil {
@@ -417,10 +432,15 @@ func main() {
 		os.Exit(1)
 	}
 	stop := make(chan struct{})
+	every := cfg.costEvery
+	if every == 0 {
+		every = 1 // not given: every message costs
+	}
 	s := &server{
 		ln:    ln,
 		conns: make(map[net.Conn]struct{}),
-		costs: &costs{msgSize: cfg.msgSize, work: time.Duration(cfg.workUS) * time.Microsecond,
+		costs: &costs{msgSize: cfg.msgSize, every: every,
+			work:  time.Duration(cfg.workUS) * time.Microsecond,
 			sleep: time.Duration(cfg.sleepUS) * time.Microsecond, stopping: stop},
 	}
 	// ln.Addr() prints IPv6 as [::1]:PORT, as echo-server does.

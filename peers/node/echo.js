@@ -75,7 +75,7 @@ Options:
                        as allowed
   -l, --list           list the model; --json: as JSON, like echo-server --list --json
   -h, --help           show this help
-Per-message costs (--msg-size, --work-us, --sleep-us) are not supported by this peer.
+Per-message costs (--msg-size, --work-us, --sleep-us, --cost-every) are not supported by this peer.
 `);
 }
 
@@ -117,7 +117,7 @@ function parseArgs(args) {
         case '-H': case '--host': cfg.host = value(); break;
         case '-p': case '--port': cfg.port = parseUint('--port', value(), 0, 65535); break;
         case '--max-fds': cfg.maxFds = parseUint('--max-fds', value(), 16, FD_CEILING); break;
-        case '--msg-size': case '--work-us': case '--sleep-us':
+        case '--msg-size': case '--work-us': case '--sleep-us': case '--cost-every':
             usageError(`${opt}: per-message costs are not supported by the node peer`);
             break;
         case '-l': case '--list': list = flag(); break;

@@ -58,6 +58,7 @@ SUMMARY = "asyncio streams on one event loop, with drain() back-pressure"
 READ_SIZE = 16 * 1024          # ECHO_BUF_SIZE, as for every C model
 ACCEPT_PAUSE_S = 0.05          # the wait after EMFILE, as for every C model
 MAX_COST_US = 1_000_000
+MAX_COST_EVERY = 1_000_000
 FD_CEILING = 1 << 20           # what echo-server raises RLIMIT_NOFILE to when privileged
 SLEEP_SLICE_S = 0.005          # a cost's sleep is cut into slices, so a stop ends it early
 
@@ -77,6 +78,9 @@ Options:
       --msg-size S     the stream is made of S-byte messages (e.g. 128 or 4k)
       --work-us N      each complete message costs N us of CPU (thread CPU clock)
       --sleep-us N     each complete message then waits N us; both need --msg-size
+      --cost-every N   only every Nth message of a connection costs (1 to 1,000,000;
+                       default 1): message k costs when k % N == 0, counted from 1 per
+                       connection; needs --msg-size and --work-us or --sleep-us
   -l, --list           list the model; --json: as JSON, like echo-server --list --json
   -h, --help           show this help
 """
@@ -98,7 +102,7 @@ def parse_uint(opt, text, lo, hi, sizes=False):
 
 def parse_args(args):
     cfg = {"host": "127.0.0.1", "port": 7007, "max_fds": 0, "msg_size": 0, "work_us": 0,
-           "sleep_us": 0}
+           "sleep_us": 0, "cost_every": 0}
     model, listing, as_json = None, False, False
     i = 0
     while i < len(args):
@@ -129,6 +133,8 @@ def parse_args(args):
             cfg["work_us"] = parse_uint("--work-us", value(), 0, MAX_COST_US)
         elif opt == "--sleep-us":
             cfg["sleep_us"] = parse_uint("--sleep-us", value(), 0, MAX_COST_US)
+        elif opt == "--cost-every":
+            cfg["cost_every"] = parse_uint("--cost-every", value(), 1, MAX_COST_EVERY)
         elif opt in ("-l", "--list", "--json", "-h", "--help"):
             if val is not None:
                 usage_error(f"option '{opt}' takes no value")
@@ -152,6 +158,8 @@ def parse_args(args):
         usage_error(f"unknown model '{model}'; this server is the '{MODEL}' peer")
     if (cfg["work_us"] or cfg["sleep_us"]) and not cfg["msg_size"]:
         usage_error("--work-us and --sleep-us need --msg-size")
+    if cfg["cost_every"] and not (cfg["msg_size"] and (cfg["work_us"] or cfg["sleep_us"])):
+        usage_error("--cost-every needs --msg-size and a cost (--work-us or --sleep-us)")
     return cfg
 
 
@@ -194,23 +202,28 @@ def set_fd_limit(n):
 
 class Costs:
     """The per-message cost of docs/protocol.md: paid, on this (the only) thread, when the byte
-    that completes a message arrives, before it is echoed."""
+    that completes a costly message arrives, before it is echoed. With --cost-every N, message
+    k of a connection (numbered from 1) costs when k % N == 0."""
 
-    def __init__(self, msg_size, work_us, sleep_us):
+    def __init__(self, msg_size, work_us, sleep_us, cost_every=1):
         self.msg_size, self.work_ns, self.sleep_s = msg_size, work_us * 1000, sleep_us / 1e6
+        self.every = cost_every or 1
         self.aborted = False  # set by the stop signal's handler, even mid-cost
 
-    def pay(self, fill, n):
-        """Spends the cost of every message n new bytes complete; returns the new fill."""
+    def pay(self, received, n):
+        """Spends the cost of every costly message that n new bytes complete, after `received`
+        bytes of the connection; returns the new count of bytes received."""
         if not self.msg_size:
             return 0
-        total = fill + n
-        for _ in range(total // self.msg_size):
+        total = received + n
+        # Messages received // S + 1 .. total // S complete now; the multiples of N cost.
+        costly = total // self.msg_size // self.every - received // self.msg_size // self.every
+        for _ in range(costly):
             if self.aborted:
                 break
             self.burn()
             self.sleep()
-        return total % self.msg_size
+        return total
 
     def burn(self):
         if not self.work_ns:
@@ -230,7 +243,7 @@ class Costs:
 class EchoServer:
     def __init__(self, cfg):
         self.cfg = cfg
-        self.costs = Costs(cfg["msg_size"], cfg["work_us"], cfg["sleep_us"])
+        self.costs = Costs(cfg["msg_size"], cfg["work_us"], cfg["sleep_us"], cfg["cost_every"])
         self.connections = self.bytes_echoed = self.accept_pauses = 0
         self.writers = {}  # every open connection's StreamWriter -> bytes queued to it
         self.stopping = False
@@ -242,13 +255,13 @@ class EchoServer:
             return
         self.connections += 1
         self.writers[writer] = 0
-        fill = 0
+        received = 0  # bytes of this connection so far: its messages are numbered from them
         try:
             while True:
                 data = await reader.read(READ_SIZE)
                 if not data or self.stopping:
                     break  # the client half-closed, and every byte went back; or the stop
-                fill = self.costs.pay(fill, len(data))
+                received = self.costs.pay(received, len(data))
                 writer.write(data)
                 self.writers[writer] += len(data)
                 await writer.drain()  # waits while the client does not take its echo
