@@ -32,6 +32,8 @@
  * nanoseconds; above, it would round to nothing (and no loopback server goes near it). */
 #define RATE_MIN 0.1
 #define RATE_MAX 100e6
+/* --cost-every: the bound echo-server takes, so that both sides accept the same N. */
+#define COST_EVERY_MAX 1000000
 
 
 static void usage(FILE *out)
@@ -79,6 +81,10 @@ static void usage(FILE *out)
 "      --interval T      print a progress line every T on stderr\n"
 "      --json FILE       write every figure, the configuration and the environment\n"
 "      --hgrm FILE       write the latency distribution (HdrHistogram format, microseconds)\n"
+"      --cost-every N    also report the latency of two classes of messages, as with\n"
+"                        echo-server --cost-every N (1 to 1,000,000): messages are numbered\n"
+"                        1, 2, 3 ... per connection (again from 1 on a new one); message k\n"
+"                        is costly when k %% N == 0, else cheap\n"
 "      --server-pid PID  also measure the CPU time of the server (PID and its threads and\n"
 "                        child processes) during the window: CPU per request; and how often\n"
 "                        it was preempted (involuntary context switches)\n"
@@ -103,7 +109,8 @@ static void write_env_json(void)
 static void parse_args(int argc, char **argv, struct lg_config *cfg)
 {
     enum { OPT_WARMUP = 256, OPT_PIPELINE, OPT_ARRIVAL, OPT_RECONNECT, OPT_TIMEOUT, OPT_CPUS,
-           OPT_INTERVAL, OPT_JSON, OPT_HGRM, OPT_ENV, OPT_SERVER_PID, OPT_BUSY_POLL, OPT_IDLE };
+           OPT_INTERVAL, OPT_JSON, OPT_HGRM, OPT_ENV, OPT_SERVER_PID, OPT_BUSY_POLL, OPT_IDLE,
+           OPT_COST_EVERY };
     static const struct option longopts[] = {
         {"host", required_argument, NULL, 'H'},
         {"port", required_argument, NULL, 'p'},
@@ -124,6 +131,7 @@ static void parse_args(int argc, char **argv, struct lg_config *cfg)
         {"server-pid", required_argument, NULL, OPT_SERVER_PID},
         {"busy-poll", no_argument, NULL, OPT_BUSY_POLL},
         {"idle", no_argument, NULL, OPT_IDLE},
+        {"cost-every", required_argument, NULL, OPT_COST_EVERY},
         {"quiet", no_argument, NULL, 'q'},
         {"env", no_argument, NULL, OPT_ENV},
         {"help", no_argument, NULL, 'h'},
@@ -187,6 +195,9 @@ static void parse_args(int argc, char **argv, struct lg_config *cfg)
         case OPT_HGRM: cfg->hgrm_path = optarg; break;
         case OPT_BUSY_POLL: cfg->busy_poll = true; break;
         case OPT_IDLE: cfg->idle = true; break;
+        case OPT_COST_EVERY:
+            cfg->cost_every = (uint32_t)cli_uint("--cost-every", optarg, 1, COST_EVERY_MAX);
+            break;
         case OPT_SERVER_PID:
             cfg->server_pid = (pid_t)cli_uint("--server-pid", optarg, 1, INT32_MAX);
             if (kill(cfg->server_pid, 0) != 0 && errno == ESRCH)
@@ -211,6 +222,8 @@ static void parse_args(int argc, char **argv, struct lg_config *cfg)
         cli_usage_error("--arrival needs --rate");
     if (cfg->idle && (cfg->rate > 0 || cfg->reconnect))
         cli_usage_error("--idle sends nothing: it does not go with --rate or --reconnect");
+    if (cfg->idle && cfg->cost_every)
+        cli_usage_error("--idle sends nothing: it does not go with --cost-every");
     if (net_resolve(cfg->host, cfg->port, &cfg->addr) < 0)
         cli_usage_error("--host: cannot resolve '%s'", cfg->host);
     long cpus = sysconf(_SC_NPROCESSORS_CONF);
@@ -386,7 +399,7 @@ int main(int argc, char **argv)
         w->nconns = cfg.connections / cfg.threads + (i < cfg.connections % cfg.threads);
         w->rate = cfg.rate * w->nconns / cfg.connections;
         next_conn += w->nconns;
-        if (lg_result_init(&w->result) < 0)
+        if (lg_result_init(&w->result, cfg.cost_every != 0) < 0)
             goto nomem;
     }
     err = pthread_create(&sampler.tid, NULL, lg_sampler_main, &sampler);
@@ -405,7 +418,7 @@ int main(int argc, char **argv)
 
     struct lg_run run = {.cfg = &cfg, .interrupted = interrupted};
     struct lg_result *per_thread = calloc(cfg.threads, sizeof *per_thread);
-    if (!per_thread || lg_result_init(&run.total) < 0)
+    if (!per_thread || lg_result_init(&run.total, cfg.cost_every != 0) < 0)
         goto nomem;
     int status = 0;
     for (unsigned i = 0; i < cfg.threads; i++) {

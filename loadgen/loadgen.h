@@ -46,6 +46,8 @@ struct lg_config {
     pid_t server_pid;     /* 0 = not given: the server's CPU is not measured */
     bool busy_poll;       /* never sleep while the load runs */
     bool idle;            /* open the connections and send nothing */
+    uint32_t cost_every;  /* --cost-every N: message k of a connection (from 1) is "costly"
+                             when k % N == 0, else "cheap"; 0 = not given, no classes */
 };
 
 /* Kinds of errors, each counted separately. */
@@ -90,6 +92,11 @@ struct lg_result {
     uint64_t connects;        /* connections established inside the window */
     uint64_t open_at_end;     /* connections open when the window ended */
     struct hist latency;      /* ns, messages started (or scheduled) inside the window */
+    /* With --cost-every: the same latencies split by the message's number on its connection
+     * (costly: k % N == 0; cheap: the others). Open-loop messages still queued at the end had
+     * no connection, hence no number: they are in `latency` only. Without --cost-every these
+     * are never allocated (counts is NULL). */
+    struct hist cheap, costly;
     struct hist connect_latency; /* ns, connect() to established */
     uint64_t cpu_ns;          /* the worker thread's CPU time inside the window */
     uint64_t idle_ns;         /* time inside the window spent waiting for something to do */
@@ -99,7 +106,9 @@ struct lg_result {
     uint64_t stalls_lost;     /* stalls that did not fit in the log */
 };
 
-int lg_result_init(struct lg_result *r);
+/* Allocates r's histograms - with classes, also the cheap and costly ones (--cost-every).
+ * Returns 0 or -ENOMEM. */
+int lg_result_init(struct lg_result *r, bool classes);
 void lg_result_free(struct lg_result *r);
 void lg_result_add(struct lg_result *dst, const struct lg_result *src);
 

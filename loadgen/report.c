@@ -25,11 +25,12 @@ const char *const lg_error_names[LG_ERR_KINDS] = {
     [LG_ERR_TIMEOUT] = "timeout", [LG_ERR_MISMATCH] = "mismatch", [LG_ERR_OTHER] = "other",
 };
 
-int lg_result_init(struct lg_result *r)
+int lg_result_init(struct lg_result *r, bool classes)
 {
     memset(r, 0, sizeof *r);
     r->cpu = -1;
-    if (hist_init(&r->latency) < 0 || hist_init(&r->connect_latency) < 0) {
+    if (hist_init(&r->latency) < 0 || hist_init(&r->connect_latency) < 0
+        || (classes && (hist_init(&r->cheap) < 0 || hist_init(&r->costly) < 0))) {
         lg_result_free(r);
         return -ENOMEM;
     }
@@ -40,6 +41,8 @@ void lg_result_free(struct lg_result *r)
 {
     hist_free(&r->latency);
     hist_free(&r->connect_latency);
+    hist_free(&r->cheap);
+    hist_free(&r->costly);
     free(r->stalls);
     r->stalls = NULL;
 }
@@ -61,6 +64,10 @@ void lg_result_add(struct lg_result *dst, const struct lg_result *src)
     dst->idle_ns += src->idle_ns;
     hist_add(&dst->latency, &src->latency);
     hist_add(&dst->connect_latency, &src->connect_latency);
+    if (dst->cheap.counts && src->cheap.counts) {
+        hist_add(&dst->cheap, &src->cheap);
+        hist_add(&dst->costly, &src->costly);
+    }
 }
 
 static uint64_t total_errors(const struct lg_result *r)
@@ -284,6 +291,22 @@ static void print_latency_line(FILE *out, const char *label, const struct hist *
             (double)h->max / 1e3);
 }
 
+/* --cost-every: the cheap and the costly messages' latency side by side, on one line. */
+static void print_classes_line(FILE *out, uint32_t every, const struct hist *cheap,
+                               const struct hist *costly)
+{
+    fprintf(out, "  classes      every %" PRIu32 ":", every);
+    const struct hist *h[2] = {cheap, costly};
+    static const char *const name[2] = {"cheap", "costly"};
+    for (int i = 0; i < 2; i++) {
+        fprintf(out, "%s %s %" PRIu64, i ? ";" : "", name[i], h[i]->total);
+        if (h[i]->total)
+            fprintf(out, " p50 %.1f p99 %.1f max %.1f", hist_value_at_percentile(h[i], 50) / 1e3,
+                    hist_value_at_percentile(h[i], 99) / 1e3, (double)h[i]->max / 1e3);
+    }
+    fprintf(out, " (us)\n");
+}
+
 void lg_print_summary(const struct lg_run *run, FILE *out)
 {
     const struct lg_config *cfg = run->cfg;
@@ -319,6 +342,8 @@ void lg_print_summary(const struct lg_run *run, FILE *out)
     print_latency_line(out, "latency (us)", &t->latency);
     if (cfg->reconnect)
         print_latency_line(out, "connect (us)", &t->connect_latency);
+    if (cfg->cost_every)
+        print_classes_line(out, cfg->cost_every, &t->cheap, &t->costly);
 
     fprintf(out, "  errors       ");
     if (total_errors(t) == 0)
@@ -411,6 +436,10 @@ static void json_config(struct json *j, const struct lg_config *cfg)
     json_array_end(j);
     json_double(j, "interval_s", seconds(cfg->interval_ns));
     json_bool(j, "busy_poll", cfg->busy_poll);
+    if (cfg->cost_every)
+        json_uint(j, "cost_every", cfg->cost_every);
+    else
+        json_null(j, "cost_every");
     if (cfg->server_pid)
         json_int(j, "server_pid", cfg->server_pid);
     else
@@ -441,6 +470,13 @@ int lg_write_json(const struct lg_run *run, const char *path)
     json_double(&j, "duration_s", seconds(run->window_ns));
     json_latency(&j, "latency_us", &t->latency);
     json_latency(&j, "connect_latency_us", &t->connect_latency);
+    if (cfg->cost_every) {
+        json_object_begin(&j, "classes");
+        json_uint(&j, "cost_every", cfg->cost_every);
+        json_latency(&j, "cheap", &t->cheap);
+        json_latency(&j, "costly", &t->costly);
+        json_object_end(&j);
+    }
     json_object_begin(&j, "errors");
     uint64_t all = 0;
     for (int k = 0; k < LG_ERR_KINDS; k++) {

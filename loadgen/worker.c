@@ -131,6 +131,16 @@ static inline uint64_t wk_now(struct worker *wk)
     return now;
 }
 
+/* Every latency of the window goes through here: the main histogram and, with --cost-every,
+ * the class of the message - msgno is its number on its connection, from 1. */
+static inline void record_latency(struct worker *wk, uint64_t latency, uint64_t msgno)
+{
+    hist_record(&wk->res->latency, latency);
+    if (wk->cfg->cost_every)
+        hist_record(msgno % wk->cfg->cost_every == 0 ? &wk->res->costly : &wk->res->cheap,
+                    latency);
+}
+
 static void count_error(struct worker *wk, enum lg_error kind)
 {
     wk->res->errors[kind]++;
@@ -174,7 +184,7 @@ static void count_unfinished(struct worker *wk, struct conn *c, uint64_t now)
         } else {
             wk->res->incomplete++;
         }
-        hist_record(&wk->res->latency, now - start);
+        record_latency(wk, now - start, c->msgs_done + i + 1);
     }
 }
 
@@ -390,11 +400,11 @@ static bool verify(const struct worker *wk, const struct conn *c, const uint8_t 
     return true;
 }
 
-static void record_completion(struct worker *wk, uint64_t start, uint64_t now)
+static void record_completion(struct worker *wk, uint64_t start, uint64_t now, uint64_t msgno)
 {
     uint64_t latency = now - start;
     if (in_window(wk, start))
-        hist_record(&wk->res->latency, latency);
+        record_latency(wk, latency, msgno);
     if (in_window(wk, now))
         wk->res->requests++;
     if (wk->cfg->interval_ns) {
@@ -433,7 +443,7 @@ static void conn_readable(struct worker *wk, struct conn *c)
         wk->res->bytes += len;
     c->last_progress = now;
     for (uint64_t i = 0; i < completed; i++) {
-        record_completion(wk, c->starts[c->oldest], now);
+        record_completion(wk, c->starts[c->oldest], now, c->msgs_done + i + 1);
         c->oldest = (c->oldest + 1) % wk->cfg->pipeline;
     }
     c->in_flight -= (uint32_t)completed;

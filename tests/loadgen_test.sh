@@ -5,7 +5,7 @@
 #
 # Cases: corrupt, stall, fixed_delay, coordinated_omission, reset, cli, unreachable, output,
 # ipv6, interrupt, interrupt_warmup, sampler_off_load_path, rate_bounds, help_durations,
-# stall_detect, stall_quiet; and for a registered echo-server MODEL: model (a short verified
+# stall_detect, stall_quiet, cost_classes; and for a registered echo-server MODEL: model (a short verified
 # load), scale (2,000 connections). Every server is started on a free port and killed on
 # exit; every loadgen run is bounded by `timeout` (or by wait_bounded).
 set -u
@@ -122,6 +122,31 @@ fixed_delay)
     check "open loop achieves its rate" 'j["open_loop"]["achieved_ratio"] >= 0.99' "$tmp/open.json"
     check "no error" 'j["errors"]["total"] == 0' "$tmp/open.json"
     ;;
+cost_classes)
+    # --cost-every on both sides: the server makes every 20th message of a connection wait
+    # 10 ms; the load generator puts those in "costly", the rest in "cheap".
+    start srv "$server" --model thread --port 0 --msg-size 128 --sleep-us 10000 --cost-every 20
+    run_loadgen "$tmp/r.json" --port "$PORT" -c 4 -d 2s --warmup 200ms --cost-every 20
+    [ $RC -eq 0 ] || fail "exit status $RC"
+    check "classes are reported" 'j["classes"]["cost_every"] == 20 and j["config"]["cost_every"] == 20' "$tmp/r.json"
+    check "classes have the fields of latency_us" 'set(j["classes"]["cheap"]) == set(j["classes"]["costly"]) == set(j["latency_us"])' "$tmp/r.json"
+    check "cheap + costly = all messages" 'j["classes"]["cheap"]["count"] + j["classes"]["costly"]["count"] == j["latency_us"]["count"]' "$tmp/r.json"
+    check "one message in 20 is costly" 'abs(j["classes"]["costly"]["count"] * 20 - j["latency_us"]["count"]) <= 4 * 20' "$tmp/r.json"
+    check "costly p50 >= 10 ms" 'j["classes"]["costly"]["p50"] >= 10000' "$tmp/r.json"
+    check "cheap p50 well under it" 'j["classes"]["cheap"]["p50"] < 2000' "$tmp/r.json"
+    grep -q "classes      every 20: cheap [0-9]* p50 .*; costly [0-9]* p50 " "$tmp/lg.out" \
+        || fail "the summary lacks the classes line: $(cat "$tmp/lg.out")"
+    # With --reconnect 30 both sides count from 1 again on every connection: message 20 of
+    # each is costly, the others cheap (a count that ran on would make 20, 40, 60 ... costly:
+    # one in 20 instead of one in 30). Each of the 2 slots may end on a partial connection.
+    run_loadgen "$tmp/re.json" --port "$PORT" -c 2 -d 1500ms --warmup 0 --reconnect 30 --cost-every 20
+    [ $RC -eq 0 ] || fail "exit status $RC with --reconnect"
+    check "reconnect: one costly message per connection" 'j["latency_us"]["count"] > 300 and abs(j["classes"]["costly"]["count"] * 30 - j["latency_us"]["count"]) <= 2 * 30' "$tmp/re.json"
+    check "reconnect: the server's costly message is the same one" 'j["classes"]["costly"]["p50"] >= 10000' "$tmp/re.json"
+    # Without --cost-every there are no classes.
+    run_loadgen "$tmp/none.json" --port "$PORT" -c 1 -d 200ms --warmup 0
+    check "no classes without --cost-every" '"classes" not in j and j["config"]["cost_every"] is None' "$tmp/none.json"
+    ;;
 coordinated_omission)
     # The server stops for 400 ms once, 1 s after the first connection. In an open loop at
     # 1000 msg/s, the ~400 messages due during the stall wait for it, so p99 is hundreds of
@@ -166,9 +191,13 @@ cli)
     expect2 "unknown option '--bogus'" --port 1 --bogus
     expect2 "needs a value" --port
     expect2 "unexpected argument" --port 1 extra
+    expect2 "--cost-every" --port 1 --cost-every 0
+    expect2 "--cost-every" --port 1 --cost-every 1000001
+    expect2 "--cost-every" --port 1 --idle --cost-every 10
     "$loadgen" --help >"$tmp/help" || fail "--help exits non-zero"
     for opt in --host --port --threads --connections --duration --warmup --size --pipeline \
-               --rate --arrival --reconnect --timeout --cpus --interval --json --hgrm --quiet; do
+               --rate --arrival --reconnect --timeout --cpus --interval --json --hgrm --quiet \
+               --cost-every; do
         grep -q -- "$opt" "$tmp/help" || fail "--help does not document $opt"
     done
     "$loadgen" --env >"$tmp/env.json" || fail "--env exits non-zero"
