@@ -105,12 +105,13 @@ def _fd_limit(want, nr_open):
     return hard, False
 
 
-def plan(n, netns_possible, loadgen_max_fds=None, ports=None):
+def plan(n, netns_possible, loadgen_max_fds=None, ports=None, backlog=4096):
     """Checks what would stop n connections and spreads them: every loadgen within its
     descriptor limit (loadgen_max_fds, if given, stands for a lower one), every (source,
     target) pair within the port range (ports, if given: (lo, hi) to use instead of this
     machine's). Targets beyond the first need a network namespace of the run's own
-    (netns_possible): there the server can listen on every address, which are all loopback."""
+    (netns_possible): there the server can listen on every address, which are all loopback.
+    backlog: the server's listen() backlog, which the kernel caps at net.core.somaxconn."""
     nr_open = int(read_sysctl("fs.nr_open") or 1048576)
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     checks = []
@@ -167,9 +168,11 @@ def plan(n, netns_possible, loadgen_max_fds=None, ports=None):
                         "sysctl net.ipv4.ip_local_port_range='1024 65535', or run as root "
                         "(the bench then spreads over 127.0.0.x in a network namespace)"))
     somaxconn = int(read_sysctl("net.core.somaxconn") or 4096)
+    queue = min(backlog, somaxconn)
     checks.append(Check("listen backlog (net.core.somaxconn)",
-                        f"{somaxconn:,}" + (": connections beyond it wait in SYN retries, "
-                                            "which slows set-up only" if somaxconn < n else ""),
+                        f"{queue:,} (server backlog {backlog:,}, somaxconn {somaxconn:,})"
+                        + (": connections beyond it wait in SYN retries (1 s, 3 s, ...), which "
+                           "slows set-up only" if queue < n else ""),
                         None, ""))
     return Plan(n, checks, shares, targets, need_targets > 1)
 
@@ -317,6 +320,7 @@ def merge_reports(results):
         "mismatches": sum(r["mismatches"] for r in reports),
         "connections_open": sum(r["connections_open"] for r in reports),
         "exit_statuses": [s for _, s, _ in results],
+        "interrupted": any(r.get("interrupted") for r in reports),
         "connect_latency_us": [r.get("connect_latency_us") for r in reports],
     }
 
@@ -366,14 +370,15 @@ def idle_hold(server_argv, loadgen, shares, targets, cpus=None, fd_limit=None,
     return out
 
 
-def run_in_netns(argv, env_marker, ports=None):
+def run_in_netns(argv, env_marker, ports=None, somaxconn=None):
     """Replaces this process with `argv` run in a new network namespace whose loopback is up
-    and whose port range and backlog limit are this machine's (or `ports`). Never returns.
+    and whose port range and backlog limit are this machine's (or `ports`; or `somaxconn`, if
+    higher than this machine's). Never returns.
     There TIME_WAIT is off (tcp_max_tw_buckets 0): the connections a run closes would hold
     their ports for 60 s, and the next model's connections found the range exhausted
     (EADDRNOTAVAIL, counted as connect errors)."""
     lo, hi = ports or port_range()
-    somaxconn = read_sysctl("net.core.somaxconn") or "4096"
+    somaxconn = str(max(int(read_sysctl("net.core.somaxconn") or 4096), somaxconn or 0))
     script = ("ip link set lo up && sysctl -q -w net.ipv4.ip_local_port_range=\"$1 $2\" "
               "net.core.somaxconn=\"$3\" net.ipv4.tcp_max_tw_buckets=0 && shift 3 && "
               "exec \"$@\"")
