@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """bench/c100k, small and fast: two models, 3,000 connections, 1 s - every row of both tables
-present, every connection held, zero errors and mismatches. `spread`: the same with every
+present, every connection held, zero errors and mismatches; and 50,000,000 refused (exit 2) by
+the limit check before anything starts. `spread`: the same with every
 loadgen limited to 1,100 descriptors and 1,000 ports per target address, so the 3,000 need three
 loadgens on three target addresses (the path 100,000 takes: 28,232 ports per address).
 
@@ -49,6 +50,14 @@ def main():
         assert load["connections_open"] == N and load["requests_per_sec"] > 0, row["model"]
         assert idle["held"] == N and idle["setup_s"] > 0, row["model"]
         assert idle["connect_rate_per_s"] > 0, row["model"]
+    if case == "plain":
+        # A count no limit here allows: refused before anything starts, naming what to change.
+        proc = subprocess.run([sys.executable, os.path.join(HERE, "..", "bench", "c100k"),
+                               "--build", build, "--connections", "50000000"],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, proc.returncode
+        assert "  STOPS descriptors" in proc.stdout and "to lift it:" in proc.stdout, proc.stdout
+        assert "--at-most" in proc.stderr, proc.stderr
     if case == "spread":
         plan = report["plan"]
         assert plan["shares"] == [1000, 1000, 1000], plan["shares"]
