@@ -332,7 +332,8 @@ def idle_hold(server_argv, loadgen, shares, targets, cpus=None, fd_limit=None,
     the server's memory ("rss_kib", "pss_kib": before and held - PSS is the anonymous pages
     and page tables, as the bench's idle cells measure), the kernel's (kernel_sample(), before
     and held), "setup_s" (from starting the loadgens until the server holds every connection,
-    counted in its descriptors; None if it never did), and the loadgens' merged report."""
+    counted in its descriptors; None if it never did), "held" (the connections the loadgens
+    had open when stopped) and the loadgens' merged report."""
     n = sum(shares)
     out = {"connections": n}
     server_cpu, loadgen_cpu = cpus or (None, None)
@@ -364,8 +365,12 @@ def idle_hold(server_argv, loadgen, shares, targets, cpus=None, fd_limit=None,
             for p in lg.procs:
                 p.terminate()  # SIGTERM: loadgen ends its window early and reports
             results = lg.wait(30)
+    report = merge_reports(results)
     out.update({"rss_kib": (rss0, rss1), "pss_kib": (pss0, pss1), "kernel": (k0, k1),
-                "setup_s": setup, "held": held, "report": merge_reports(results),
+                "setup_s": setup, "server_fds_added": held, "report": report,
+                # as the loadgens counted them when stopped (the server's descriptors may
+                # include one of its own, e.g. libuv's)
+                "held": report["connections_open"] if report else held,
                 "loadgen_errors": [e.strip() for _, s, e in results if s not in (0, None)]})
     return out
 
