@@ -171,8 +171,8 @@ def plan(n, netns_possible, loadgen_max_fds=None, ports=None, backlog=4096):
     queue = min(backlog, somaxconn)
     checks.append(Check("listen backlog (net.core.somaxconn)",
                         f"{queue:,} (server backlog {backlog:,}, somaxconn {somaxconn:,})"
-                        + (": connections beyond it wait in SYN retries (1 s, 3 s, ...), which "
-                           "slows set-up only" if queue < n else ""),
+                        + (": below the count, which can only slow set-up (connections "
+                           "wait to be accepted)" if queue < n else ""),
                         None, ""))
     return Plan(n, checks, shares, targets, need_targets > 1)
 
@@ -381,7 +381,7 @@ def run_in_netns(argv, env_marker, ports=None, somaxconn=None):
     higher than this machine's). Never returns.
     There TIME_WAIT is off (tcp_max_tw_buckets 0): the connections a run closes would hold
     their ports for 60 s, and the next model's connections found the range exhausted
-    (EADDRNOTAVAIL, counted as connect errors)."""
+    (loadgen counted thousands of connect errors)."""
     lo, hi = ports or port_range()
     somaxconn = str(max(int(read_sysctl("net.core.somaxconn") or 4096), somaxconn or 0))
     script = ("ip link set lo up && sysctl -q -w net.ipv4.ip_local_port_range=\"$1 $2\" "
