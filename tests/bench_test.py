@@ -3,6 +3,7 @@
 
   bench_test.py CASE BUILD_DIR      CASE: smoke | interrupt | compare | cli | units
                                   | stats | checker | disturbed | kernel | peers
+                                  | mixed
 
 This process makes itself a child subreaper, so that a server the bench failed to stop - an
 orphan - would become its child and be found: "nothing left running" is checked, not assumed.
@@ -42,6 +43,12 @@ def bench(build, out, *extra, timeout=300):
     return subprocess.run([os.path.join(ROOT, "scripts", "bench"), "--profile", "tiny",
                            "--no-build", "--build-dir", build, "--out", out] + list(extra),
                           capture_output=True, text=True, timeout=timeout)
+
+
+def has_mixed(build):
+    """True if the build's load generator takes --cost-every (the mixed work cells)."""
+    return "--cost-every" in subprocess.run([os.path.join(build, "loadgen", "loadgen"),
+                                             "--help"], capture_output=True, text=True).stdout
 
 
 def leftover_processes():
@@ -104,7 +111,10 @@ def case_smoke(build):
         run = os.path.join(tmp, "run")
         # --keep-disturbed: on a loaded machine every cell may be disturbed, and discarding
         # them would leave nothing to plot (the disturbed case checks discarding).
-        r = bench(build, run, "--models", MODELS, "--seed", "7", "--keep-disturbed")
+        # Mixed work cells need loadgen --cost-every (a build from before it: none of them).
+        mixed = has_mixed(build)
+        r = bench(build, run, "--models", MODELS, "--seed", "7", "--keep-disturbed",
+                  *([] if mixed else ["--mixed-every", "0"]))
         check(r.returncode == 0, f"the bench exits 0 (got {r.returncode}): {r.stderr[-500:]}")
         check("report:" in r.stdout, "it prints where the report is")
         report = check_run_folder(run)
@@ -115,7 +125,7 @@ def case_smoke(build):
         check("not measured: sequential" in open(os.path.join(run, "plots",
                                                                "throughput.gp")).read(),
               "the throughput plot names the cells sequential could not serve")
-        for plot in EXPECTED_PLOTS:
+        for plot in EXPECTED_PLOTS + (["mixed_work"] if mixed else []):
             check(f"(plots/{plot}.png)" in report, f"the report shows the {plot} plot")
             png = os.path.join(run, "plots", plot + ".png")
             check(os.path.exists(png) and os.path.getsize(png) > 1000, f"{plot}.png drawn")
@@ -320,7 +330,10 @@ def case_cli(build):
                         (["--peers", "rust"], "unknown peer"),
                         (["--peers", "node,node"], "twice"),
                         (["--peers", "node,"], "--peers"),
-                        (["--models", "node"], "--peers")]:
+                        (["--models", "node"], "--peers"),
+                        (["--mixed-every", "2000000"], "--mixed-every"),
+                        (["--mixed-sleep-us", "10ms"], "--mixed-sleep-us"),
+                        (["--mixed-work-us", "2000000"], "--mixed-work-us")]:
         with tempfile.TemporaryDirectory() as tmp:
             # Should the option be taken, a one-cell run into a scratch folder, not a study.
             r = bench(build, os.path.join(tmp, "run"), "--models", "epoll", "--scenarios",
@@ -561,6 +574,67 @@ def case_units(build):
               f"findings name the model that served none: {text}")
     except ZeroDivisionError as e:
         check(False, f"findings with a model at 0 requests/s: {e!r}")
+    mixed_units()
+
+
+def mixed_units():
+    """The mixed work cells: which profiles have them, the options both sides get, the
+    classes read from the load generator's report, the headline."""
+    from echobench.models import Model, Series
+    from echobench.results import headline
+    from echobench.runner import Bench, Placement, flatten, loadgen_args, server_args
+    from echobench.scenarios import Settings, build_cells
+    epoll = Series("epoll", Model("epoll", "", "event-loop", "reactors", False, 0, False))
+    node = Series("node", Model("node", "", "event-loop", None, False, 0, False,
+                                supports_costs=False, executable="/x/echo-node"))
+    for profile, want in (("quick", ["mixed every=100 sleep=10000us"]),
+                          ("full", ["mixed every=100 sleep=10000us",
+                                    "mixed every=100 work=10000us"]),
+                          ("tiny", ["mixed every=10 sleep=2000us", "mixed every=10 work=2000us"])):
+        settings = Settings.resolve(profile)
+        cells = build_cells(settings, [epoll], ["work"], repeats=1)
+        got = [c.setting() for c in cells if c.cost_every]
+        check(got == want, f"{profile}: the mixed cells {got}")
+        check(all(c.connections == settings.work_connections for c in cells),
+              f"{profile}: mixed cells have the work scenario's connections")
+    check(Settings.resolve("quick").window("work", mixed=True) == 0.5 and
+          Settings.resolve("quick", duration=2.0).window("work", mixed=True) == 2.0,
+          "the mixed window: its own, or --duration's")
+    s = Settings.resolve("quick", mixed_every=0)
+    check(not s.mixed_sleep_us and not s.mixed_work_us, "--mixed-every 0: no mixed cells")
+    s = Settings.resolve("tiny", mixed_every=50, mixed_sleep_us=[0], mixed_work_us=[300])
+    cells = build_cells(s, [epoll, node], ["work"], repeats=1)
+    mixed = [c for c in cells if c.cost_every]
+    check([(c.model, c.setting(), c.status) for c in mixed] ==
+          [("epoll", "mixed every=50 work=300us", "pending"),
+           ("node", "mixed every=50 work=300us", "unservable")],
+          f"overrides, and a peer without costs left out: {[(c.model, c.setting()) for c in mixed]}")
+    cell = mixed[0]
+    argv = server_args(cell, epoll)
+    check(argv[argv.index("--cost-every") + 1] == "50" and "--msg-size" in argv,
+          f"the server gets --cost-every: {argv}")
+    bench_ = Bench("es", "lg", "/tmp", Placement(), s)
+    largs = loadgen_args(cell, bench_, 1, None)
+    check(largs[largs.index("--cost-every") + 1] == "50" and
+          largs[largs.index("-d") + 1] == f"{s.mixed_duration:.6f}s",
+          f"the load generator gets --cost-every and the mixed window: {largs}")
+    lat = {"count": 10, "p50": 20.0, "p99": 40.0, "p999": 50.0}
+    report = {"requests": 10, "requests_per_sec": 1.0, "bytes_per_sec": 1.0, "duration_s": 1,
+              "connections_open": 4, "errors": {k: 0 for k in ("total", "connect", "reset",
+                                                              "eof", "timeout", "mismatch",
+                                                              "other")},
+              "mismatches": 0, "late": 0, "loadgen_cpu": {"total_seconds": 1, "max_busy": 0},
+              "saturated": False, "latency_us": lat, "connect_latency_us": {},
+              "classes": {"cost_every": 50, "cheap": dict(lat, count=9, p99=30.0),
+                          "costly": {"count": 1, "p50": 9000.0, "p99": 9100.0}}}
+    r = flatten(report)
+    check((r["cheap_count"], r["cheap_p99_us"], r["costly_count"], r["costly_p99_us"]) ==
+          (9, 30.0, 1, 9100.0), f"the classes of the report: {r}")
+    del report["classes"]
+    check("cheap_p99_us" not in flatten(report), "no classes, no cheap figures")
+    check(headline(cell) == ("cheap_p99_us", False) and
+          headline(cells[0]) == ("requests_per_sec", True),
+          "a mixed cell's headline is the cheap messages' p99")
 
 
 def case_stats(build):
@@ -1026,7 +1100,7 @@ def case_peers(build):
         started = time.monotonic()
         r = bench(build, run, "--models", "epoll", "--peers", ",".join(names), "--scenarios",
                   "connections,work,idle", "--baseline", usable[0], "--keep-disturbed",
-                  "--seed", "3")
+                  "--seed", "3", *([] if has_mixed(build) else ["--mixed-every", "0"]))
         print(f"bench --peers {','.join(names)} (usable: {','.join(usable)}): "
               f"{time.monotonic() - started:.1f} s")
         check(r.returncode == 0, f"the bench with peers exits 0: {r.stderr[-500:]}")
@@ -1088,6 +1162,113 @@ def case_peers(build):
         with open(os.path.join(tmp, "run2", "report.md")) as f:
             check(f"Peer {missing} was asked for (--peers) and skipped" in f.read(),
                   "the report says which peer was skipped, and why")
+    check(not leftover_processes(), "no server left running")
+
+
+CLASSES_LOADGEN = """#!/usr/bin/env python3
+# The real loadgen without --cost-every, its report given the "classes" of loadgen --cost-every
+# (the whole latency object for each class): for the bench's plumbing, before loadgen has it.
+import json, subprocess, sys
+args = sys.argv[1:]
+if "--help" in args:
+    subprocess.run([{real!r}, "--help"])
+    print("      --cost-every N   (this test's wrapper: classes from the whole latency)")
+    sys.exit(0)
+every = 0
+if "--cost-every" in args:
+    i = args.index("--cost-every")
+    every = int(args[i + 1])
+    del args[i:i + 2]
+r = subprocess.run([{real!r}] + args)
+if every and "--json" in args:
+    out = args[args.index("--json") + 1]
+    d = json.load(open(out))
+    lat = d["latency_us"]
+    d["classes"] = {{"cost_every": every,
+                    "cheap": dict(lat, count=lat["count"] - lat["count"] // every),
+                    "costly": dict(lat, count=lat["count"] // every)}}
+    json.dump(d, open(out, "w"))
+sys.exit(r.returncode)
+"""
+
+
+def case_mixed(build):
+    """The work scenario's mixed cells: --cost-every to server and load generator, the cheap
+    and costly messages' figures in results.csv, the summary and the findings, the report's
+    table and the plot; a peer without costs is left out of them, saying so. With a load
+    generator that has --cost-every, the event loop's cheap p99 must show the head-of-line
+    blocking the thread per connection does not have; before it has, a wrapper stands in."""
+    loadgen = os.path.join(build, "loadgen", "loadgen")
+    server = os.path.join(build, "servers", "echo-server")
+    if "--cost-every" not in subprocess.run([server, "--help"], capture_output=True,
+                                            text=True).stdout:
+        print("SKIP: this echo-server has no --cost-every")
+        sys.exit(77)
+    real = has_mixed(build)
+    from echobench import peers
+    node = peers.load(build, "node")[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        use = build
+        if not real:
+            use = os.path.join(tmp, "fake")
+            os.makedirs(os.path.join(use, "loadgen"))
+            os.symlink(os.path.join(build, "servers"), os.path.join(use, "servers"))
+            os.symlink(os.path.join(build, "peers"), os.path.join(use, "peers"))
+            path = os.path.join(use, "loadgen", "loadgen")
+            with open(path, "w") as f:
+                f.write(CLASSES_LOADGEN.format(real=loadgen))
+            os.chmod(path, 0o755)
+        run = os.path.join(tmp, "run")
+        r = bench(use, run, "--models", "epoll,thread", "--scenarios", "work",
+                  "--keep-disturbed", "--seed", "5", *(["--peers", "node"] if node else []))
+        check(r.returncode == 0, f"the bench with mixed cells exits 0: {r.stderr[-500:]}")
+        print(f"(load generator: {'real' if real else 'a wrapper adding classes'})")
+        with open(os.path.join(run, "results.csv")) as f:
+            rows = [x for x in csv.DictReader(f) if x["attempt"] == "0"]
+        mixed = [x for x in rows if x["cost_every"] not in ("", "0")]
+        want = {("epoll", "sleep"), ("epoll", "work"), ("thread", "sleep"), ("thread", "work")}
+        got = {(x["model"], "sleep" if x["sleep_us"] != "0" else "work") for x in mixed
+               if x["model"] != "node"}
+        check(got == want, f"a mixed sleep and a mixed work cell per series: {got}")
+        for x in mixed:
+            if x["model"] == "node":
+                check(x["status"] == "unservable" and "supports_costs false" in x["reason"],
+                      f"node takes no costs: left out of the mixed cells, saying why: {x}")
+                continue
+            check(x["status"] in ("ok", "errors") and x["cost_every"] == "10" and
+                  float(x["cheap_p99_us"] or 0) > 0 and int(x["costly_count"] or 0) > 0 and
+                  int(x["cheap_count"] or 0) > int(x["costly_count"]),
+                  f"a mixed cell has its cheap and costly figures: {x}")
+        for x in rows:
+            if x["scenario"] == "work" and x["cost_every"] in ("", "0") and x["status"] == "ok":
+                check(x["cheap_p99_us"] == "", f"a cell that is not mixed has no classes: {x}")
+        with open(os.path.join(run, "results.json")) as f:
+            data = json.load(f)
+        check(any(e["metric"] == "cheap_p99_us" and e["setting"].startswith("mixed every=10")
+                  for e in data["summary"]), "the summary has the cheap messages' p99")
+        check(data["meta"]["settings"]["mixed_every"] == 10, "the settings record mixed_every")
+        with open(os.path.join(run, "findings.json")) as f:
+            found = json.load(f)
+        check(any(f["metric"] == "cheap_p99_us" for f in found),
+              "the findings compare the cheap messages' p99")
+        with open(os.path.join(run, "report.md")) as f:
+            report = f.read()
+        check("## Mixed work: what the cheap messages' p99 becomes" in report and
+              "| epoll | sleep=2000us |" in report and "| thread | work=2000us |" in report,
+              "the report has the mixed table, per series and cost")
+        if node:
+            check("- node, mixed every=10 sleep=2000us: not measured: node does not support"
+                  in report, "the mixed table says node was left out, and why")
+        png = os.path.join(run, "plots", "mixed_work.png")
+        check(os.path.exists(png) and os.path.getsize(png) > 1000, "mixed_work.png drawn")
+        check("(plots/mixed_work.png)" in report, "the report shows the mixed plot")
+        if real:
+            p99 = {x["model"]: float(x["cheap_p99_us"]) for x in mixed
+                   if x["sleep_us"] != "0" and x["model"] != "node"}
+            print(f"mixed sleep: cheap p99 epoll {p99['epoll']:,.0f} us, "
+                  f"thread {p99['thread']:,.0f} us")
+            check(p99["epoll"] > 1000 and p99["epoll"] > 2 * p99["thread"],
+                  f"2 ms waits on the one loop hold the cheap messages up, threads not: {p99}")
     check(not leftover_processes(), "no server left running")
 
 
@@ -1170,7 +1351,8 @@ def main():
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     {"smoke": case_smoke, "interrupt": case_interrupt, "compare": case_compare,
      "cli": case_cli, "units": case_units, "stats": case_stats, "checker": case_checker,
-     "disturbed": case_disturbed, "kernel": case_kernel, "peers": case_peers}[case](build)
+     "disturbed": case_disturbed, "kernel": case_kernel, "peers": case_peers,
+     "mixed": case_mixed}[case](build)
     if failures:
         print(f"{len(failures)} check(s) failed")
         sys.exit(1)

@@ -22,7 +22,9 @@ METRICS = {
     "churn": [("requests_per_sec", "connections per second", "conn/s", True)],
     "size": [("mb_per_sec", "throughput", "MB/s", True)],
     "work": [("requests_per_sec", "throughput", "requests/s", True),
-             ("server_cpu_us_per_request", "server CPU per request", "us", False)],
+             ("server_cpu_us_per_request", "server CPU per request", "us", False),
+             # mixed cells only (the others have no cheap class)
+             ("cheap_p99_us", "cheap messages' p99 latency", "us", False)],
     "idle": [("memory_per_connection_bytes", "memory per idle connection", "bytes", False)],
 }
 TEST = ("two-sided exact Mann-Whitney test at 5 % on the repeats' logarithms; ratio: "

@@ -321,8 +321,8 @@ def draw_all(run_dir, cells, models, repeats, latency_threshold_us):
     if "work" in scenarios:
         agg = aggregate(cells, "requests_per_sec")
         cats, data = [], {}
-        for (s, m, setting), (a, _) in agg.items():
-            if s != "work":
+        for (s, m, setting), (a, cell) in agg.items():
+            if s != "work" or cell.cost_every:  # the mixed cells have a plot of their own
                 continue
             if setting not in cats:
                 cats.append(setting)
@@ -330,6 +330,19 @@ def draw_all(run_dir, cells, models, repeats, latency_threshold_us):
                 data.setdefault(m, {})[setting] = (a.median, a.low, a.high, a.saturated)
         p.bars_plot("work_sleep", "Per-message CPU work and blocking wait (closed loop)",
                     "requests per second", cats, data, notes=unserved_notes(cells, "work"))
+        cats, data, every = [], {}, None
+        for (s, m, setting), (a, cell) in aggregate(cells, "cheap_p99_us").items():
+            if s != "work" or not cell.cost_every:
+                continue
+            every = cell.cost_every
+            if setting not in cats:
+                cats.append(setting)
+            if a.median:
+                data.setdefault(m, {})[setting] = (a.median, a.low, a.high, a.saturated)
+        if data:
+            p.bars_plot("mixed_work", f"Mixed work: the cheap messages' p99 when 1 message in "
+                        f"{every} costs (closed loop, 128 B)", "cheap messages' p99 latency (us)",
+                        cats, data, notes=unserved_notes(cells, "work"))
     if "idle" in scenarios:
         p.lines_plot("memory_per_connection", "Server memory per idle connection",
                      "idle connections", "user memory per connection (bytes)",

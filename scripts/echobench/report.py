@@ -148,6 +148,46 @@ def peer_notes(meta, cells):
     return out
 
 
+def mixed_table(cells, models):
+    """The mixed work cells: per series and setting, what the cheap messages' p99 becomes,
+    with the cheap p50, the costly p99, throughput and CPU per request (medians, 95 %
+    intervals), and the series not measured there with the reason. [] without mixed cells."""
+    mixed = [c for c in cells if c.scenario == "work" and c.cost_every]
+    if not mixed:
+        return []
+    settings = []
+    for c in mixed:
+        if c.setting() not in settings:
+            settings.append(c.setting())
+    aggs = {m: _aggs(cells, m, "work") for m in
+            ("cheap_p99_us", "cheap_p50_us", "costly_p99_us", "requests_per_sec",
+             "server_cpu_us_per_request", "costly_count")}
+    every = mixed[0].cost_every
+    rows = ["## Mixed work: what the cheap messages' p99 becomes", "",
+            f"1 message in {every} of each connection costs (every {every}th, counted per "
+            "connection), the others nothing; the cheap messages' latency is measured apart "
+            "from the costly ones'. Medians over the undisturbed repeats with their 95 % "
+            "interval (min-max below 6 repeats).", "",
+            "| series | cost | cheap p99 us | cheap p50 us | costly p99 us | req/s | "
+            "CPU us/req | costly messages per cell |", "|---|---|---|---|---|---|---|---|"]
+    left = []
+    for m in models:
+        for setting in settings:
+            a = aggs["cheap_p99_us"].get((m, setting))
+            if a is None:
+                why = next((c.reason or c.status for c in mixed if c.model == m and
+                            c.setting() == setting and not usable(c)), "no undisturbed repeat")
+                left.append(f"- {m}, {setting}: not measured: {why}")
+                continue
+            rows.append("| " + " | ".join(
+                [m, setting.split(" ", 2)[-1], _ci(a), _ci(aggs["cheap_p50_us"].get((m, setting))),
+                 _ci(aggs["costly_p99_us"].get((m, setting))),
+                 _ci(aggs["requests_per_sec"].get((m, setting))),
+                 _ci(aggs["server_cpu_us_per_request"].get((m, setting)), 2),
+                 _ci(aggs["costly_count"].get((m, setting)))]) + " |")
+    return rows + ([""] + left if left else []) + [""]
+
+
 def windows(meta):
     """'1.0 s measured per cell (latency cells 3.0 s, idle cells 3.0 s)': the windows the cells
     of the run's scenarios had, where they differ from the others'."""
@@ -155,6 +195,9 @@ def windows(meta):
     other = [f"{scen} cells {settings[key]} s" for scen, key in
              (("latency", "latency_duration"), ("idle", "idle_duration"))
              if scen in scenarios and settings.get(key) not in (None, meta["duration"])]
+    if "work" in scenarios and (settings.get("mixed_sleep_us") or settings.get("mixed_work_us")) \
+            and settings.get("mixed_duration") not in (None, meta["duration"]):
+        other.append(f"mixed work cells {settings['mixed_duration']} s")
     return f"{meta['duration']} s measured per cell" + (f" ({', '.join(other)})" if other else "")
 
 
@@ -252,6 +295,7 @@ def write_report(run_dir, meta, env, cells, models, plots, threshold_us):
     lines += ["", "## Summary", "", "Medians over the undisturbed repeats, with their 95 % "
               "interval in brackets (min-max below 6 repeats; `summary` in results.json has "
               "every metric).", ""] + summary_table(cells, models, threshold_us)
+    lines += [""] + mixed_table(cells, models)
     lines += ["", "## Plots", ""]
     for name, title in plots:
         lines += [f"### {title}", "", f"![{title}](plots/{name}.png)", "",

@@ -30,7 +30,12 @@ RESULT_COLUMNS = [
 # variant runs; the pool size the bench gave; the sysctls --tune-kernel raised.
 LATE_COLUMNS = ["attempt", "disturbed", "server_model", "server_options", "threads",
                 "kernel_tuning"]
-COLUMNS = PARAM_COLUMNS + RESULT_COLUMNS + LATE_COLUMNS
+# Then the mixed work cells: the cell's cost_every, and the figures of its cheap and costly
+# messages apart (empty in the other cells).
+MIXED_COLUMNS = ["cost_every"]
+MIXED_RESULT_COLUMNS = ["cheap_count", "cheap_p50_us", "cheap_p99_us", "cheap_p999_us",
+                        "costly_count", "costly_p50_us", "costly_p99_us"]
+COLUMNS = PARAM_COLUMNS + RESULT_COLUMNS + LATE_COLUMNS + MIXED_COLUMNS + MIXED_RESULT_COLUMNS
 
 
 # The metrics results.json's summary gives for each scenario (docs/results.md).
@@ -42,7 +47,9 @@ SUMMARY_METRICS = {
     "churn": ["requests_per_sec", "connect_p50_us", "connect_p99_us",
               "server_cpu_us_per_request"],
     "size": ["mb_per_sec", "lat_p50_us", "lat_p99_us", "server_cpu_us_per_request"],
-    "work": ["requests_per_sec", "lat_p50_us", "lat_p99_us", "server_cpu_us_per_request"],
+    # The cheap_* and costly_* figures exist in mixed cells only.
+    "work": ["requests_per_sec", "lat_p50_us", "lat_p99_us", "server_cpu_us_per_request",
+             "cheap_p50_us", "cheap_p99_us", "cheap_p999_us", "costly_p99_us"],
     "idle": ["memory_per_connection_bytes"],
 }
 STALL_METRICS = ["stalls_max_us", "stalls_total_us"]  # every scenario, where reported
@@ -56,6 +63,13 @@ HEADLINE = {
     "work": ("requests_per_sec", True),
     "idle": ("memory_per_connection_bytes", False),
 }
+# A mixed work cell's: what the cheap messages' p99 becomes.
+MIXED_HEADLINE = ("cheap_p99_us", False)
+
+
+def headline(cell):
+    """(metric, more is better) that stands for this cell."""
+    return MIXED_HEADLINE if cell.cost_every else HEADLINE[cell.scenario]
 
 
 def measured(cell):
@@ -151,7 +165,7 @@ def write_results(run_dir, cells, meta):
     for c in cells:
         row = c.params()
         row.update(status=c.status, reason=c.reason)
-        row.update({k: c.result.get(k) for k in RESULT_COLUMNS})
+        row.update({k: c.result.get(k) for k in RESULT_COLUMNS + MIXED_RESULT_COLUMNS})
         rows.append(row)
     with open(os.path.join(run_dir, "results.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS)

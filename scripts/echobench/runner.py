@@ -85,6 +85,8 @@ def server_args(cell, series):
     if cell.needs_costs():
         args += ["--msg-size", str(cell.size), "--work-us", str(cell.work_us),
                  "--sleep-us", str(cell.sleep_us)]
+        if cell.cost_every:
+            args += ["--cost-every", str(cell.cost_every)]
     return args + list(series.options)
 
 
@@ -109,7 +111,8 @@ def disturbance(cell):
     window_us = (r.get("duration_s") or 0) * 1e6
     if not window_us:
         return ""
-    p99 = r.get("lat_p99_us")
+    # A mixed cell's tail is its cheap messages' (the costly ones' is the cost itself).
+    p99 = r.get("cheap_p99_us") if cell.cost_every else r.get("lat_p99_us")
     if p99 and longest >= DISTURB_MIN_US and longest >= DISTURB_TAIL_SHARE * p99 and \
             total >= DISTURB_TAIL_TIME * window_us:
         return (f"disturbed: stalls of up to {longest / 1e3:,.1f} ms (p99 {p99:,.0f} us), "
@@ -122,7 +125,8 @@ def disturbance(cell):
 def loadgen_args(cell, bench, server_pid, hgrm):
     pl = bench.placement
     threads = max(1, min(pl.loadgen_threads, cell.connections))
-    duration, warmup = bench.settings.window(cell.scenario), bench.settings.warmup
+    duration = bench.settings.window(cell.scenario, bool(cell.cost_every))
+    warmup = bench.settings.warmup
     args = ["-t", str(threads), "-c", str(cell.connections), "-s", str(cell.size),
             "--pipeline", str(cell.pipeline), "-d", f"{duration:.6f}s",
             "--warmup", f"{warmup:.6f}s",
@@ -140,7 +144,14 @@ def loadgen_args(cell, bench, server_pid, hgrm):
         args += ["--reconnect", str(cell.reconnect)]
     if cell.idle:
         args += ["--idle"]
+    if cell.cost_every:  # numbers messages as the server does: the cheap and costly apart
+        args += ["--cost-every", str(cell.cost_every)]
     return args
+
+
+# The figures a mixed work cell keeps of each class of loadgen's "classes" (the cheap messages'
+# p99 is its headline), as cheap_p50_us, ...; and the count of each, as cheap_count.
+MIXED_CLASSES = {"cheap": ("p50", "p99", "p999"), "costly": ("p50", "p99")}
 
 
 def flatten(report):
@@ -172,6 +183,13 @@ def flatten(report):
         r[f"lat_{k}_us"] = lat.get(k)
     for k in ("p50", "p99"):
         r[f"connect_{k}_us"] = con.get(k)
+    classes = report.get("classes") or {}  # loadgen --cost-every: mixed work cells only
+    for cls, keys in MIXED_CLASSES.items():
+        obj = classes.get(cls) or {}
+        if classes:
+            r[f"{cls}_count"] = obj.get("count")
+        for k in keys if classes else ():
+            r[f"{cls}_{k}_us"] = obj.get(k)
     for k in ("connect", "reset", "eof", "timeout", "mismatch", "other"):
         r[f"errors_{k}"] = errors[k]
     return r
@@ -200,7 +218,8 @@ def _run_cell(cell, series, bench):
         hgrm = os.path.join(bench.run_dir, "hgrm", f"{cell.slug()}_r{cell.repeat}{suffix}.hgrm")
         os.makedirs(os.path.dirname(hgrm), exist_ok=True)
     argv = [series.model.executable or bench.echo_server] + server_args(cell, series)
-    cell_timeout = bench.settings.warmup + bench.settings.window(cell.scenario) + 45
+    cell_timeout = bench.settings.warmup + bench.settings.window(
+        cell.scenario, bool(cell.cost_every)) + 45
     try:
         with Server(argv, cpus=bench.placement.server_cpus) as srv:
             sampler = TreeSampler(srv.pid, SAMPLE_INTERVAL.get(cell.scenario,
@@ -274,6 +293,11 @@ def cell_problems(cell, r, exit_status):
         problems.append("errors: " + ", ".join(kinds))
     if not cell.idle and not r["requests"]:
         problems.append("no request completed in the window")
+    elif cell.cost_every and r.get("cheap_count") is None:
+        problems.append("the load generator reported no cheap and costly classes "
+                        "(loadgen --cost-every)")
+    elif cell.cost_every and not r.get("costly_count"):
+        problems.append("no costly message completed in the window")
     if cell.idle and r["connections_open"] < cell.connections:
         problems.append(f"only {r['connections_open']} of {cell.connections} connections held")
     if exit_status != 0:

@@ -12,7 +12,8 @@ SCENARIOS = {
     "latency": "Latency at fixed offered rates (open loop, 128 B)",
     "churn": "Connection churn: a new connection per request",
     "size": "Message size sweep (closed loop)",
-    "work": "Per-message CPU work and blocking wait (closed loop, 128 B)",
+    "work": "Per-message CPU work and blocking wait (closed loop, 128 B); mixed: 1 message in "
+            "N costs, the cheap ones' latency apart",
     "idle": "Idle connections: server memory per connection",
 }
 
@@ -23,13 +24,29 @@ PROFILES = {
     # 10,000 of them.
     # The default: few cells, each repeated 6 times - the fewest repeats that give a
     # distribution-free 95 % interval of the median - in about 10 minutes on a 2-core machine.
+    #
+    # Mixed work (the work scenario's mixed cells): 1 message in `mixed_every` of each
+    # connection costs `mixed_sleep_us` of blocking wait (or `mixed_work_us` of CPU), the others
+    # nothing; the cheap messages' p99 is the headline. How many costly messages a window holds:
+    # a model that pays the cost on its one thread (every event loop) pays them one after the
+    # other, so at 10 ms each at most 100 per second - fewer, as the 16 x 99 cheap messages
+    # between take their turn - about 90/s; CPU work on the server's one CPU is capped at 100/s
+    # for every model. 100 costly messages per cell would take a window of 1.1 s or more: for
+    # 14 models x 6 repeats x 2 cells, 168 cells of 1.45 s with their warm-up, 4 minutes more
+    # than the quick profile's 10. So quick has the blocking-wait cell only (the head-of-line
+    # blocking that separates the models; CPU work on one CPU mostly shows the scheduler's time
+    # slice), with a 0.5 s window: about 45 costly messages per cell for a one-thread loop
+    # (270 over the 6 repeats), hundreds for a thread per connection; the cheap messages, the
+    # headline, number thousands. 84 cells of ~0.85 s: 71 s.
     "quick": dict(duration=0.4, latency_duration=0.8, idle_duration=0.5, warmup=0.2, repeat=6,
                   connections=[1, 128],
                   rates=[20000], latency_connections=16,
                   churn_connections=4, reconnect=1,
                   sizes=[16384], size_connections=4,
                   work_us=[50], sleep_us=[], work_connections=16,
-                  idle=[1000]),
+                  idle=[1000],
+                  mixed_every=100, mixed_sleep_us=[10000], mixed_work_us=[],
+                  mixed_duration=0.5),
     # A real study: longer windows, more points, repeats until the intervals are within +-5 %.
     "full": dict(duration=5.0, latency_duration=10.0, idle_duration=5.0, warmup=1.0,
                  repeat="auto",
@@ -38,7 +55,10 @@ PROFILES = {
                  latency_connections=64, churn_connections=16, reconnect=1,
                  sizes=[64, 256, 1024, 4096, 16384, 65536], size_connections=4,
                  work_us=[10, 100], sleep_us=[100, 1000], work_connections=16,
-                 idle=[1000, 10000]),
+                 idle=[1000, 10000],
+                 # 5 s: about 450 costly messages per cell even for a one-thread loop.
+                 mixed_every=100, mixed_sleep_us=[10000], mixed_work_us=[10000],
+                 mixed_duration=5.0),
     # Seconds: for the tests of the bench itself.
     "tiny": dict(duration=0.3, latency_duration=0.3, idle_duration=0.5, warmup=0.1, repeat=1,
                  connections=[1, 4],
@@ -46,7 +66,9 @@ PROFILES = {
                  churn_connections=2, reconnect=1,
                  sizes=[64, 4096], size_connections=2,
                  work_us=[20], sleep_us=[200], work_connections=4,
-                 idle=[100]),
+                 idle=[100],
+                 mixed_every=10, mixed_sleep_us=[2000], mixed_work_us=[2000],
+                 mixed_duration=0.3),
 }
 
 # --repeat auto: every cell AUTO_MIN times (the fewest with a 95 % interval of the median), then
@@ -79,18 +101,26 @@ class Settings:
     sleep_us: list
     work_connections: int
     idle: list
+    mixed_every: int         # work scenario, mixed cells: message k costs when k % N == 0
+    mixed_sleep_us: list     # ... their blocking wait per costly message (a cell each)
+    mixed_work_us: list      # ... their CPU work per costly message (a cell each)
+    mixed_duration: float    # ... their window
 
     @classmethod
     def resolve(cls, profile, **overrides):
         """The profile's settings with every override that is not None. An overridden duration
-        is every scenario's window; a zero in work_us / sleep_us means none of that kind."""
+        is every scenario's window; a zero in work_us / sleep_us / mixed_*_us means none of
+        that kind, a mixed_every of 0 no mixed cells."""
         values = dict(PROFILES[profile])
         if overrides.get("duration") is not None:
             overrides.update(latency_duration=overrides["duration"],
-                             idle_duration=overrides["duration"])
+                             idle_duration=overrides["duration"],
+                             mixed_duration=overrides["duration"])
         values.update({k: v for k, v in overrides.items() if v is not None})
-        values["work_us"] = [w for w in values["work_us"] if w > 0]
-        values["sleep_us"] = [s for s in values["sleep_us"] if s > 0]
+        for key in ("work_us", "sleep_us", "mixed_sleep_us", "mixed_work_us"):
+            values[key] = [v for v in values[key] if v > 0]
+        if not values["mixed_every"]:
+            values["mixed_sleep_us"], values["mixed_work_us"] = [], []
         return cls(**values)
 
     @property
@@ -102,8 +132,11 @@ class Settings:
         """The repeats every cell gets (then --repeat auto adds to the unsettled ones)."""
         return AUTO_MIN if self.auto else self.repeat
 
-    def window(self, scenario):
-        """The measured window of a scenario's cells, seconds."""
+    def window(self, scenario, mixed=False):
+        """The measured window of a scenario's cells (mixed: the work scenario's mixed
+        cells), seconds."""
+        if mixed:
+            return self.mixed_duration
         return {"latency": self.latency_duration, "idle": self.idle_duration}.get(
             scenario, self.duration)
 
@@ -134,6 +167,7 @@ class Cell:
     server_options: str = ""  # a variant's server options
     threads: int = None       # the --threads the bench gave (a one-connection-per-worker pool)
     kernel_tuning: str = ""   # sysctls raised for the cell (--tune-kernel): "name=value,..."
+    cost_every: int = 0       # a mixed work cell: only message k % cost_every == 0 costs
 
     def setting(self):
         """The cell's setting as short text, the same for every model."""
@@ -146,7 +180,8 @@ class Cell:
         if self.scenario == "size":
             return f"size={self.size}"
         if self.scenario == "work":
-            return f"work={self.work_us}us" if self.work_us else f"sleep={self.sleep_us}us"
+            cost = f"work={self.work_us}us" if self.work_us else f"sleep={self.sleep_us}us"
+            return f"mixed every={self.cost_every} {cost}" if self.cost_every else cost
         return f"idle={self.connections}"
 
     def needs_costs(self):
@@ -194,6 +229,10 @@ def cells_of_series(settings, series, scenarios, repeat, tune_kernel=False):
     if "work" in scenarios:
         cells += [Cell("work", name, p.work_connections, work_us=w) for w in p.work_us]
         cells += [Cell("work", name, p.work_connections, sleep_us=s) for s in p.sleep_us]
+        cells += [Cell("work", name, p.work_connections, sleep_us=s, cost_every=p.mixed_every)
+                  for s in p.mixed_sleep_us]
+        cells += [Cell("work", name, p.work_connections, work_us=w, cost_every=p.mixed_every)
+                  for w in p.mixed_work_us]
     if "idle" in scenarios:
         cells += [Cell("idle", name, n, idle=True) for n in p.idle]
     model = series.model
