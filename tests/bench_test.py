@@ -694,9 +694,13 @@ def case_stats(build):
     at = COLUMNS.index("stalls_max_us")
     check(COLUMNS[at:at + 3] == ["stalls_max_us", "stalls_count_over_1ms", "stalls_total_us"]
           and COLUMNS[at - 1] == "hgrm", f"the stall columns follow hgrm: {COLUMNS[at - 1:]}")
-    check(COLUMNS[at + 3:] == ["attempt", "disturbed", "server_model", "server_options",
-                               "threads", "kernel_tuning"],
-          f"attempt, disturbed, ... come last: {COLUMNS[at + 3:]}")
+    check(COLUMNS[at + 3:at + 9] == ["attempt", "disturbed", "server_model", "server_options",
+                                     "threads", "kernel_tuning"],
+          f"attempt, disturbed, ... follow the stalls: {COLUMNS[at + 3:]}")
+    check(COLUMNS[at + 9:] == ["cost_every", "cheap_count", "cheap_p50_us", "cheap_p99_us",
+                               "cheap_p999_us", "costly_count", "costly_p50_us",
+                               "costly_p99_us"],
+          f"the mixed work columns come last: {COLUMNS[at + 9:]}")
     report = {"latency_us": {"p50": 1}, "connect_latency_us": {}, "server_cpu": None,
               "errors": {k: 0 for k in ("total", "connect", "reset", "eof", "timeout",
                                         "mismatch", "other")},
