@@ -83,6 +83,11 @@ int net_local_addr(int fd, struct net_addr *out)
 
 int net_connect(const struct net_addr *addr, bool nonblock)
 {
+    return net_connect_from(addr, NULL, nonblock);
+}
+
+int net_connect_from(const struct net_addr *addr, const struct net_addr *source, bool nonblock)
+{
     int type = SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0);
     int fd = socket(addr->ss.ss_family, type, IPPROTO_TCP);
     if (fd < 0)
@@ -90,6 +95,18 @@ int net_connect(const struct net_addr *addr, bool nonblock)
     int err = net_set_nodelay(fd);
     if (err < 0)
         goto err;
+    if (source) {
+        /* Without IP_BIND_ADDRESS_NO_PORT, bind() would pick the port now, unique for the
+         * source alone; with it the port is picked at connect() for the whole 4-tuple, so
+         * every source address has the full ephemeral range towards every destination. */
+        if (source->ss.ss_family == AF_INET
+            && (err = set_int_option(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)) < 0)
+            goto err;
+        if (bind(fd, (const struct sockaddr *)&source->ss, source->len) != 0) {
+            err = -errno;
+            goto err;
+        }
+    }
     bool retried = false;
     while (connect(fd, (const struct sockaddr *)&addr->ss, addr->len) != 0) {
         /* An interrupted blocking connect carries on in the kernel: calling again waits for it,

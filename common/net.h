@@ -44,6 +44,13 @@ int net_local_addr(int fd, struct net_addr *out);
  * returns (wait for writability, then check net_socket_error()). Returns the fd or -errno. */
 int net_connect(const struct net_addr *addr, bool nonblock);
 
+/* Like net_connect(), but from the local address `source` (its port should be 0; NULL: the
+ * kernel's choice, as net_connect). An IPv4 source is bound with IP_BIND_ADDRESS_NO_PORT, so
+ * the ephemeral port is chosen at connect() for the (source, destination) pair: each source
+ * address has the whole port range towards each destination. Returns the fd or -errno
+ * (-EADDRNOTAVAIL: the source is not a local address, or no port is left for the pair). */
+int net_connect_from(const struct net_addr *addr, const struct net_addr *source, bool nonblock);
+
 /* The pending error of a socket (SO_ERROR) as -errno, or 0. */
 int net_socket_error(int fd);
 
