@@ -9,6 +9,7 @@
  *   loadgen --port 7007 -t 2 -c 64 -d 10s
  *   loadgen --port 7007 -c 16 --rate 20k --arrival poisson --json out.json --hgrm out.hgrm
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -34,6 +35,15 @@
 #define RATE_MAX 100e6
 /* --cost-every: the bound echo-server takes, so that both sides accept the same N. */
 #define COST_EVERY_MAX 1000000
+/* --connect-rate bounds (connects per second). */
+#define CONNECT_RATE_MIN 1
+#define CONNECT_RATE_MAX 10e6
+/* --setup-timeout default: 100,000 connections at 2,000 connects/s, with room to spare. */
+#define SETUP_TIMEOUT_DEFAULT_NS (60 * NS_PER_SEC)
+/* The ephemeral port range when /proc does not say (Linux's default). */
+#define PORT_RANGE_DEFAULT 28232
+
+static struct net_addr sources[LG_MAX_SOURCES];
 
 
 static void usage(FILE *out)
@@ -71,7 +81,17 @@ static void usage(FILE *out)
 "      --reconnect N     close and reconnect after N messages per connection\n"
 "                        (1 = connect per request); connect latency is reported too\n"
 "      --timeout T       a connection with no echo for T is counted and closed; also\n"
-"                        bounds connecting and the final drain (default 5s)\n"
+"                        bounds each connect and the final drain (default 5s)\n"
+"      --source LIST     connect from these local addresses, round robin, e.g.\n"
+"                        127.0.0.2-127.0.0.9 or 10.0.0.1,10.0.0.2 (IPv4 ranges, or single\n"
+"                        addresses of either family): each address has the whole ephemeral\n"
+"                        port range. Default: the kernel's choice; for a 127.x.x.x target\n"
+"                        beyond a quarter of the port range, 127.0.0.1, 127.0.0.2, ... (one\n"
+"                        per quarter), as connect() slows down when the range fills\n"
+"      --connect-rate R  set up the connections at R connects per second in total\n"
+"                        (1 to 10M, e.g. 2000, 5k); default: as fast as they complete\n"
+"      --setup-timeout T every connection must be up within T of the start, or loadgen\n"
+"                        stops with exit status 1 naming it (default 60s)\n"
 "\n"
 "Measurement and output:\n"
 "      --cpus LIST       pin thread i to the i-th CPU of LIST, e.g. 1 or 0,2-3\n"
@@ -106,11 +126,116 @@ static void write_env_json(void)
     json_finish(&j);
 }
 
+/* A rate option's value within [min, max]; anything else is a usage error saying `what`. */
+static double rate_arg(const char *opt, const char *text, double min, double max,
+                       const char *what)
+{
+    double r;
+    if (parse_rate(text, &r) != 0 || r < min || r > max)
+        cli_usage_error("%s: '%s' is not a rate %s", opt, text, what);
+    return r;
+}
+
+/* The size of the ephemeral port range (net.ipv4.ip_local_port_range, used by IPv6 too). */
+static unsigned port_range_size(unsigned *lo, unsigned *hi)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+    int got = f ? fscanf(f, "%u %u", lo, hi) : 0;
+    if (f)
+        fclose(f);
+    if (got != 2 || *hi < *lo) {
+        *lo = 65535 - PORT_RANGE_DEFAULT + 1;
+        *hi = 65535;
+        return PORT_RANGE_DEFAULT;
+    }
+    return *hi - *lo + 1;
+}
+
+static void add_source(struct lg_config *cfg, const struct net_addr *a, const char *item)
+{
+    if (cfg->nsources == LG_MAX_SOURCES)
+        cli_usage_error("--source: more than %d addresses", LG_MAX_SOURCES);
+    if (a->ss.ss_family != cfg->addr.ss.ss_family)
+        cli_usage_error("--source: '%s' is not of the --host address's family", item);
+    sources[cfg->nsources++] = *a;
+}
+
+/* --source LIST: comma-separated addresses and IPv4 ranges A-B (both ends included). */
+static void parse_sources(const char *list, struct lg_config *cfg)
+{
+    char buf[4096];
+    if (strlen(list) >= sizeof buf)
+        cli_usage_error("--source: the list is too long");
+    strcpy(buf, list);
+    for (char *save = NULL, *item = strtok_r(buf, ",", &save); item;
+         item = strtok_r(NULL, ",", &save)) {
+        char *dash = strchr(item, '-');
+        struct net_addr a;
+        if (!dash) {
+            struct in6_addr probe6;
+            struct in_addr probe4;
+            if ((inet_pton(AF_INET, item, &probe4) != 1 && inet_pton(AF_INET6, item, &probe6) != 1)
+                || net_resolve(item, 0, &a) < 0)
+                cli_usage_error("--source: '%s' is not an IPv4 or IPv6 address", item);
+            add_source(cfg, &a, item);
+            continue;
+        }
+        *dash = '\0';
+        struct in_addr from, to;
+        if (inet_pton(AF_INET, item, &from) != 1 || inet_pton(AF_INET, dash + 1, &to) != 1
+            || ntohl(to.s_addr) < ntohl(from.s_addr))
+            cli_usage_error("--source: '%s-%s' is not an IPv4 range such as "
+                            "127.0.0.2-127.0.0.9", item, dash + 1);
+        for (uint32_t h = ntohl(from.s_addr);; h++) {
+            struct net_addr r = {.len = sizeof(struct sockaddr_in)};
+            struct sockaddr_in *sin = (struct sockaddr_in *)&r.ss;
+            sin->sin_family = AF_INET;
+            sin->sin_addr.s_addr = htonl(h);
+            add_source(cfg, &r, item);
+            if (h == ntohl(to.s_addr))
+                break;
+        }
+    }
+    if (cfg->nsources == 0)
+        cli_usage_error("--source: no address in '%s'", list);
+    cfg->sources = sources;
+}
+
+/* No --source: a 127.x.x.x target is reached from as many loopback addresses as keep each
+ * (source, target) pair within 1/LG_AUTO_SOURCE_SHARE of the port range. connect() searches
+ * the range for a free port from a random place, even ports first, so its cost grows with the
+ * ports already taken (docs/loadgen-performance.md: 70 us, then 1 ms past half the range). */
+static void choose_sources(struct lg_config *cfg)
+{
+    if (cfg->addr.ss.ss_family != AF_INET)
+        return;
+    const struct sockaddr_in *target = (const struct sockaddr_in *)&cfg->addr.ss;
+    if ((ntohl(target->sin_addr.s_addr) >> 24) != 127)
+        return;
+    unsigned lo, hi;
+    unsigned per = port_range_size(&lo, &hi) / LG_AUTO_SOURCE_SHARE;
+    unsigned k = (cfg->connections + per - 1) / (per ? per : 1);
+    if (k <= 1)
+        return;
+    if (k > 254)
+        k = 254;
+    for (unsigned i = 0; i < k; i++) {
+        struct net_addr r = {.len = sizeof(struct sockaddr_in)};
+        struct sockaddr_in *sin = (struct sockaddr_in *)&r.ss;
+        sin->sin_family = AF_INET;
+        sin->sin_addr.s_addr = htonl(0x7f000001u + i);
+        sources[i] = r;
+    }
+    cfg->nsources = k;
+    cfg->sources = sources;
+    cfg->auto_sources = true;
+}
+
 static void parse_args(int argc, char **argv, struct lg_config *cfg)
 {
     enum { OPT_WARMUP = 256, OPT_PIPELINE, OPT_ARRIVAL, OPT_RECONNECT, OPT_TIMEOUT, OPT_CPUS,
            OPT_INTERVAL, OPT_JSON, OPT_HGRM, OPT_ENV, OPT_SERVER_PID, OPT_BUSY_POLL, OPT_IDLE,
-           OPT_COST_EVERY };
+           OPT_COST_EVERY, OPT_SOURCE, OPT_CONNECT_RATE, OPT_SETUP_TIMEOUT };
     static const struct option longopts[] = {
         {"host", required_argument, NULL, 'H'},
         {"port", required_argument, NULL, 'p'},
@@ -132,6 +257,9 @@ static void parse_args(int argc, char **argv, struct lg_config *cfg)
         {"busy-poll", no_argument, NULL, OPT_BUSY_POLL},
         {"idle", no_argument, NULL, OPT_IDLE},
         {"cost-every", required_argument, NULL, OPT_COST_EVERY},
+        {"source", required_argument, NULL, OPT_SOURCE},
+        {"connect-rate", required_argument, NULL, OPT_CONNECT_RATE},
+        {"setup-timeout", required_argument, NULL, OPT_SETUP_TIMEOUT},
         {"quiet", no_argument, NULL, 'q'},
         {"env", no_argument, NULL, OPT_ENV},
         {"help", no_argument, NULL, 'h'},
@@ -147,8 +275,10 @@ static void parse_args(int argc, char **argv, struct lg_config *cfg)
         .size = 128,
         .pipeline = 1,
         .timeout_ns = 5 * NS_PER_SEC,
+        .setup_timeout_ns = SETUP_TIMEOUT_DEFAULT_NS,
     };
     bool have_port = false, have_arrival = false;
+    const char *source_list = NULL;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":H:p:t:c:d:s:R:qhV", longopts, NULL)) != -1) {
@@ -167,10 +297,9 @@ static void parse_args(int argc, char **argv, struct lg_config *cfg)
         case 's': cfg->size = (uint32_t)cli_bytes("--size", optarg, 1, 64ull << 20); break;
         case OPT_PIPELINE: cfg->pipeline = (uint32_t)cli_uint("--pipeline", optarg, 1, 1024); break;
         case 'R':
-            if (parse_rate(optarg, &cfg->rate) != 0 || cfg->rate < RATE_MIN
-                || cfg->rate > RATE_MAX)
-                cli_usage_error("--rate: '%s' is not a rate from 0.1 to 100M messages per second "
-                                "(such as 5000, 20k or 1.5M)", optarg);
+            cfg->rate = rate_arg("--rate", optarg, RATE_MIN, RATE_MAX,
+                                 "from 0.1 to 100M messages per second (such as 5000, 20k or "
+                                 "1.5M)");
             break;
         case OPT_ARRIVAL:
             if (strcmp(optarg, "uniform") == 0)
@@ -197,6 +326,15 @@ static void parse_args(int argc, char **argv, struct lg_config *cfg)
         case OPT_IDLE: cfg->idle = true; break;
         case OPT_COST_EVERY:
             cfg->cost_every = (uint32_t)cli_uint("--cost-every", optarg, 1, COST_EVERY_MAX);
+            break;
+        case OPT_SOURCE: source_list = optarg; break;
+        case OPT_CONNECT_RATE:
+            cfg->connect_rate = rate_arg("--connect-rate", optarg, CONNECT_RATE_MIN,
+                                         CONNECT_RATE_MAX,
+                                         "from 1 to 10M connects per second (such as 2000 or 5k)");
+            break;
+        case OPT_SETUP_TIMEOUT:
+            cfg->setup_timeout_ns = cli_duration("--setup-timeout", optarg, NS_PER_MS);
             break;
         case OPT_SERVER_PID:
             cfg->server_pid = (pid_t)cli_uint("--server-pid", optarg, 1, INT32_MAX);
@@ -226,6 +364,16 @@ static void parse_args(int argc, char **argv, struct lg_config *cfg)
         cli_usage_error("--idle sends nothing: it does not go with --cost-every");
     if (net_resolve(cfg->host, cfg->port, &cfg->addr) < 0)
         cli_usage_error("--host: cannot resolve '%s'", cfg->host);
+    if (source_list)
+        parse_sources(source_list, cfg);
+    else
+        choose_sources(cfg);
+    if (cfg->connect_rate > 0
+        && (double)cfg->connections / cfg->connect_rate > (double)cfg->setup_timeout_ns / 1e9)
+        cli_usage_error("--connect-rate %.0f: %u connections take %.1f s, longer than "
+                        "--setup-timeout %.1f s", cfg->connect_rate, cfg->connections,
+                        (double)cfg->connections / cfg->connect_rate,
+                        (double)cfg->setup_timeout_ns / 1e9);
     long cpus = sysconf(_SC_NPROCESSORS_CONF);
     for (int i = 0; i < cfg->ncpus; i++)
         if (cfg->cpus[i] >= cpus)
@@ -237,7 +385,7 @@ static void parse_args(int argc, char **argv, struct lg_config *cfg)
  * run full of connect errors. */
 static int probe_server(const struct lg_config *cfg)
 {
-    int fd = net_connect(&cfg->addr, true);
+    int fd = net_connect_from(&cfg->addr, cfg->nsources ? &cfg->sources[0] : NULL, true);
     if (fd < 0)
         return fd;
     struct pollfd p = {.fd = fd, .events = POLLOUT};
@@ -348,6 +496,16 @@ int main(int argc, char **argv)
                         "(raise it with ulimit -n)\n", cli_prog, cfg.connections, limit);
         return 1;
     }
+    unsigned port_lo, port_hi, ports = port_range_size(&port_lo, &port_hi);
+    unsigned per_pair = cfg.nsources ? (cfg.connections + cfg.nsources - 1) / cfg.nsources
+                                     : cfg.connections;
+    if (per_pair > ports) {
+        fprintf(stderr, "%s: %u connections from one source address need more than the %u "
+                        "ephemeral ports of net.ipv4.ip_local_port_range (%u-%u): spread them "
+                        "over more addresses with --source\n", cli_prog, per_pair, ports,
+                port_lo, port_hi);
+        return 1;
+    }
     int err = probe_server(&cfg);
     if (err < 0) {
         char where[NET_ADDR_STRLEN];
@@ -402,6 +560,7 @@ int main(int argc, char **argv)
         if (lg_result_init(&w->result, cfg.cost_every != 0) < 0)
             goto nomem;
     }
+    uint64_t setup_start = clock_now_ns();
     err = pthread_create(&sampler.tid, NULL, lg_sampler_main, &sampler);
     for (unsigned i = 0; err == 0 && i < cfg.threads; i++)
         err = pthread_create(&workers[i].tid, NULL, lg_worker_main, &workers[i]);
@@ -413,10 +572,16 @@ int main(int argc, char **argv)
     pthread_barrier_wait(&sh.ready); /* every worker has connected */
     uint64_t t0 = clock_now_ns();
     atomic_store(&sh.start_ns, t0);
+    /* Written by the workers before the first wait: read after it. */
+    bool setup_stopped = false;
+    for (unsigned i = 0; i < cfg.threads; i++)
+        setup_stopped |= workers[i].result.setup_deadline_hit;
+    if (setup_stopped)
+        atomic_store(&sh.stop_at_ns, t0); /* no load: an empty window */
     pthread_barrier_wait(&sh.ready);
     bool interrupted = supervise(&sh, t0);
 
-    struct lg_run run = {.cfg = &cfg, .interrupted = interrupted};
+    struct lg_run run = {.cfg = &cfg, .interrupted = interrupted, .setup_ns = t0 - setup_start};
     struct lg_result *per_thread = calloc(cfg.threads, sizeof *per_thread);
     if (!per_thread || lg_result_init(&run.total, cfg.cost_every != 0) < 0)
         goto nomem;
@@ -455,6 +620,13 @@ int main(int argc, char **argv)
     }
     if (run.total.mismatched_bytes > 0)
         status = 1;
+    if (setup_stopped) {
+        fprintf(stderr, "%s: set-up stopped by --setup-timeout %.3g s: %" PRIu64 " of %u "
+                        "connections established (%" PRIu64 " connect errors)\n", cli_prog,
+                (double)cfg.setup_timeout_ns / 1e9, run.total.setup_established,
+                cfg.connections, lg_setup_errors(&run.total));
+        status = 1;
+    }
 
     for (unsigned i = 0; i < cfg.threads; i++)
         lg_result_free(&workers[i].result);

@@ -20,6 +20,13 @@
 #include "net.h"
 
 #define LG_MAX_CPUS 256
+#define LG_MAX_SOURCES 1024 /* --source addresses */
+/* Set-up: at most this many connects in progress at once per worker (a slow or remote server
+ * is not flooded with SYNs; on loopback a connect completes within its connect() call). */
+#define LG_CONNECT_INFLIGHT 4096u
+/* Without --source, a loopback IPv4 target is reached from 127.0.0.1, 127.0.0.2, ...: one
+ * source address per this share of the ephemeral port range (docs/loadgen-performance.md). */
+#define LG_AUTO_SOURCE_SHARE 4
 
 enum arrival { ARRIVAL_UNIFORM, ARRIVAL_POISSON };
 
@@ -46,6 +53,11 @@ struct lg_config {
     pid_t server_pid;     /* 0 = not given: the server's CPU is not measured */
     bool busy_poll;       /* never sleep while the load runs */
     bool idle;            /* open the connections and send nothing */
+    const struct net_addr *sources; /* connection i comes from sources[i % nsources] */
+    unsigned nsources;    /* 0 = no bind: the kernel chooses the source address */
+    bool auto_sources;    /* the sources were chosen by loadgen, not given with --source */
+    double connect_rate;  /* set-up connects per second in total; 0 = as fast as possible */
+    uint64_t setup_timeout_ns; /* the whole set-up must be done by then */
     uint32_t cost_every;  /* --cost-every N: message k of a connection (from 1) is "costly"
                              when k % N == 0, else "cheap"; 0 = not given, no classes */
 };
@@ -62,6 +74,21 @@ enum lg_error {
 };
 
 extern const char *const lg_error_names[LG_ERR_KINDS];
+
+/* Why a connect failed, counted during the set-up (struct lg_result.setup_errors). */
+enum lg_connect_error {
+    LG_CERR_REFUSED,      /* ECONNREFUSED: nothing listens there */
+    LG_CERR_TIMEOUT,      /* not established within --timeout (or ETIMEDOUT) */
+    LG_CERR_ADDRNOTAVAIL, /* EADDRNOTAVAIL: no port left, or a source that is not local */
+    LG_CERR_NOFILE,       /* EMFILE or ENFILE: out of descriptors */
+    LG_CERR_OTHER,        /* anything else (ENETUNREACH, ECONNRESET, ENOBUFS, ...) */
+    LG_CERR_KINDS
+};
+
+extern const char *const lg_connect_error_names[LG_CERR_KINDS];
+
+/* The kind of a connect failure given as -errno. */
+enum lg_connect_error lg_connect_error_kind(int err);
 
 /*
  * Platform stalls (docs/methodology.md): a gap longer than LG_STALL_NS between two consecutive
@@ -98,6 +125,12 @@ struct lg_result {
      * are never allocated (counts is NULL). */
     struct hist cheap, costly;
     struct hist connect_latency; /* ns, connect() to established */
+    /* The set-up, before t0 (not part of the window): */
+    uint64_t setup_attempts;      /* connect() calls */
+    uint64_t setup_established;   /* connections open at its end */
+    uint64_t setup_errors[LG_CERR_KINDS];
+    struct hist setup_latency;    /* ns, connect() called to established */
+    bool setup_deadline_hit;      /* --setup-timeout passed before every connection was up */
     uint64_t cpu_ns;          /* the worker thread's CPU time inside the window */
     uint64_t idle_ns;         /* time inside the window spent waiting for something to do */
     int cpu;                  /* the CPU it was pinned to, or -1 */
@@ -111,6 +144,9 @@ struct lg_result {
 int lg_result_init(struct lg_result *r, bool classes);
 void lg_result_free(struct lg_result *r);
 void lg_result_add(struct lg_result *dst, const struct lg_result *src);
+
+/* The set-up's connect errors, all kinds together. */
+uint64_t lg_setup_errors(const struct lg_result *r);
 
 /* The shared accumulator behind --interval: workers add their interval histogram once per
  * interval, under the lock; the main thread prints and resets it. */
@@ -252,6 +288,7 @@ struct lg_run {
     /* Platform stalls of all workers, merged (lg_merge_stalls). */
     uint64_t stall_max_ns, stalls_over_1ms, stall_excess_ns, stalls_lost;
     bool interrupted;             /* Ctrl-C ended it early */
+    uint64_t setup_ns;            /* from starting the workers until all had set up */
     bool saturated;
     double max_busy;              /* busiest thread (or pinned CPU): share of the window spent
                                      working, not waiting */

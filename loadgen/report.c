@@ -25,11 +25,30 @@ const char *const lg_error_names[LG_ERR_KINDS] = {
     [LG_ERR_TIMEOUT] = "timeout", [LG_ERR_MISMATCH] = "mismatch", [LG_ERR_OTHER] = "other",
 };
 
+const char *const lg_connect_error_names[LG_CERR_KINDS] = {
+    [LG_CERR_REFUSED] = "refused",         [LG_CERR_TIMEOUT] = "timed_out",
+    [LG_CERR_ADDRNOTAVAIL] = "addrnotavail", [LG_CERR_NOFILE] = "emfile",
+    [LG_CERR_OTHER] = "other",
+};
+
+enum lg_connect_error lg_connect_error_kind(int err)
+{
+    switch (-err) {
+    case ECONNREFUSED: return LG_CERR_REFUSED;
+    case ETIMEDOUT: return LG_CERR_TIMEOUT;
+    case EADDRNOTAVAIL: return LG_CERR_ADDRNOTAVAIL;
+    case EMFILE:
+    case ENFILE: return LG_CERR_NOFILE;
+    default: return LG_CERR_OTHER;
+    }
+}
+
 int lg_result_init(struct lg_result *r, bool classes)
 {
     memset(r, 0, sizeof *r);
     r->cpu = -1;
     if (hist_init(&r->latency) < 0 || hist_init(&r->connect_latency) < 0
+        || hist_init(&r->setup_latency) < 0
         || (classes && (hist_init(&r->cheap) < 0 || hist_init(&r->costly) < 0))) {
         lg_result_free(r);
         return -ENOMEM;
@@ -41,6 +60,7 @@ void lg_result_free(struct lg_result *r)
 {
     hist_free(&r->latency);
     hist_free(&r->connect_latency);
+    hist_free(&r->setup_latency);
     hist_free(&r->cheap);
     hist_free(&r->costly);
     free(r->stalls);
@@ -64,6 +84,12 @@ void lg_result_add(struct lg_result *dst, const struct lg_result *src)
     dst->idle_ns += src->idle_ns;
     hist_add(&dst->latency, &src->latency);
     hist_add(&dst->connect_latency, &src->connect_latency);
+    dst->setup_attempts += src->setup_attempts;
+    dst->setup_established += src->setup_established;
+    for (int k = 0; k < LG_CERR_KINDS; k++)
+        dst->setup_errors[k] += src->setup_errors[k];
+    hist_add(&dst->setup_latency, &src->setup_latency);
+    dst->setup_deadline_hit |= src->setup_deadline_hit;
     if (dst->cheap.counts && src->cheap.counts) {
         hist_add(&dst->cheap, &src->cheap);
         hist_add(&dst->costly, &src->costly);
@@ -307,6 +333,38 @@ static void print_classes_line(FILE *out, uint32_t every, const struct hist *che
     fprintf(out, " (us)\n");
 }
 
+uint64_t lg_setup_errors(const struct lg_result *r)
+{
+    uint64_t n = 0;
+    for (int k = 0; k < LG_CERR_KINDS; k++)
+        n += r->setup_errors[k];
+    return n;
+}
+
+/* The set-up: how long, how fast, and its connect failures by kind. */
+static void print_setup_line(const struct lg_run *run, FILE *out)
+{
+    const struct lg_result *t = &run->total;
+    fprintf(out, "  set-up       %" PRIu64 " of %u connected in %.3f s: %.0f connects/s",
+            t->setup_established, run->cfg->connections, seconds(run->setup_ns),
+            per_second(t->setup_established, run->setup_ns));
+    if (t->setup_latency.total)
+        fprintf(out, ", connect p50 %.1f p99 %.1f max %.1f us",
+                hist_value_at_percentile(&t->setup_latency, 50) / 1e3,
+                hist_value_at_percentile(&t->setup_latency, 99) / 1e3,
+                (double)t->setup_latency.max / 1e3);
+    fprintf(out, "; connect errors ");
+    if (lg_setup_errors(t) == 0)
+        fprintf(out, "none");
+    for (int k = 0, first = 1; k < LG_CERR_KINDS; k++)
+        if (t->setup_errors[k]) {
+            fprintf(out, "%s%s %" PRIu64, first ? "" : ", ", lg_connect_error_names[k],
+                    t->setup_errors[k]);
+            first = 0;
+        }
+    fprintf(out, "%s\n", t->setup_deadline_hit ? " (stopped by --setup-timeout)" : "");
+}
+
 void lg_print_summary(const struct lg_run *run, FILE *out)
 {
     const struct lg_config *cfg = run->cfg;
@@ -328,6 +386,7 @@ void lg_print_summary(const struct lg_run *run, FILE *out)
     fprintf(out, ", %.1f s after %.1f s warm-up\n", seconds(run->window_ns),
             seconds(cfg->warmup_ns));
 
+    print_setup_line(run, out);
     if (cfg->idle)
         fprintf(out, "  connections  %" PRIu64 " of %u open at the end of the window\n",
                 t->open_at_end, cfg->connections);
@@ -430,6 +489,20 @@ static void json_config(struct json *j, const struct lg_config *cfg)
     json_uint(j, "reconnect", cfg->reconnect);
     json_bool(j, "idle", cfg->idle);
     json_double(j, "timeout_s", seconds(cfg->timeout_ns));
+    json_array_begin(j, "sources");
+    for (unsigned i = 0; i < cfg->nsources; i++) {
+        char text[NET_ADDR_STRLEN];
+        net_format(&cfg->sources[i], text, sizeof text);
+        *strrchr(text, ':') = '\0'; /* the port is always 0: the address alone */
+        json_string(j, NULL, text);
+    }
+    json_array_end(j);
+    json_bool(j, "auto_sources", cfg->auto_sources);
+    if (cfg->connect_rate > 0)
+        json_double(j, "connect_rate", cfg->connect_rate);
+    else
+        json_null(j, "connect_rate");
+    json_double(j, "setup_timeout_s", seconds(cfg->setup_timeout_ns));
     json_array_begin(j, "cpus");
     for (int i = 0; i < cfg->ncpus; i++)
         json_int(j, NULL, cfg->cpus[i]);
@@ -444,6 +517,47 @@ static void json_config(struct json *j, const struct lg_config *cfg)
         json_int(j, "server_pid", cfg->server_pid);
     else
         json_null(j, "server_pid");
+    json_object_end(j);
+}
+
+/* A histogram as power-of-two bins: [{"le_us": upper bound, "count": n}, ...], non-empty bins
+ * only (the slots of struct hist never straddle a power of two). */
+static void json_pow2_bins(struct json *j, const char *key, const struct hist *h)
+{
+    uint64_t bins[64] = {0};
+    for (unsigned s = 0; s < HIST_SLOTS; s++)
+        if (h->counts[s]) {
+            uint64_t low = hist_slot_lowest(s);
+            bins[low ? 63 - __builtin_clzll(low) : 0] += h->counts[s];
+        }
+    json_array_begin(j, key);
+    for (int b = 0; b < 64; b++)
+        if (bins[b]) {
+            json_object_begin(j, NULL);
+            json_double(j, "le_us", (double)(2ull << b) / 1e3);
+            json_uint(j, "count", bins[b]);
+            json_object_end(j);
+        }
+    json_array_end(j);
+}
+
+static void json_setup(struct json *j, const struct lg_run *run)
+{
+    const struct lg_result *t = &run->total;
+    json_object_begin(j, "setup");
+    json_uint(j, "connections", run->cfg->connections);
+    json_uint(j, "established", t->setup_established);
+    json_uint(j, "attempts", t->setup_attempts);
+    json_double(j, "duration_s", seconds(run->setup_ns));
+    json_double(j, "connect_rate", per_second(t->setup_established, run->setup_ns));
+    json_string(j, "stopped_by", t->setup_deadline_hit ? "setup_timeout" : NULL);
+    json_object_begin(j, "errors");
+    for (int k = 0; k < LG_CERR_KINDS; k++)
+        json_uint(j, lg_connect_error_names[k], t->setup_errors[k]);
+    json_uint(j, "total", lg_setup_errors(t));
+    json_object_end(j);
+    json_latency(j, "connect_latency_us", &t->setup_latency);
+    json_pow2_bins(j, "connect_latency_histogram", &t->setup_latency);
     json_object_end(j);
 }
 
@@ -491,6 +605,7 @@ int lg_write_json(const struct lg_run *run, const char *path)
     json_uint(&j, "incomplete", t->incomplete);
     json_uint(&j, "connections_made", t->connects);
     json_uint(&j, "connections_open", t->open_at_end);
+    json_setup(&j, run);
     if (cfg->rate > 0) {
         json_object_begin(&j, "open_loop");
         json_double(&j, "requested_rate", cfg->rate);

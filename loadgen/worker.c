@@ -57,7 +57,9 @@ struct conn {
     uint64_t last_progress; /* when the connection last had reason to expect nothing more */
     uint64_t connect_start;
     uint64_t retry_at;
-    struct list room_link;  /* in worker.room while it has room (open loop); list_linked() */
+    /* OPEN: in worker.room while it has room (open loop); CONNECTING: in worker.connecting,
+     * oldest connect first. list_linked() tells. */
+    struct list room_link;
 };
 
 struct worker {
@@ -83,6 +85,8 @@ struct worker {
     uint64_t *queue;        /* due messages waiting for room: their scheduled times */
     size_t queue_cap, queue_head, queue_len;
     struct list room;       /* open connections with room for a message, round robin */
+    struct list connecting; /* connections in CONN_CONNECTING, in the order of connect() */
+    unsigned nconnecting;   /* their number */
     /* --interval */
     struct hist ihist;
     uint64_t ireqs, iindex, next_interval;
@@ -192,6 +196,7 @@ static void conn_close(struct worker *wk, struct conn *c, uint64_t now, bool err
 {
     if (c->state == CONN_IDLE)
         return;
+    wk->nconnecting -= c->state == CONN_CONNECTING;
     list_remove(&c->room_link);
     close(c->fd); /* also removes it from the epoll set */
     c->fd = -1;
@@ -204,20 +209,35 @@ static void conn_close(struct worker *wk, struct conn *c, uint64_t now, bool err
     c->retry_at = now + (error ? RETRY_BACKOFF_NS : 0);
 }
 
+/* A connect that failed (err: -errno), in the errors of the run and, during the set-up, by
+ * kind. `pending`: it failed after connect() returned (SO_ERROR, or --timeout), which the
+ * run's errors always count as connect errors. */
+static void connect_failed(struct worker *wk, int err, bool pending)
+{
+    bool connect_kind = pending || err == -ECONNREFUSED || err == -ETIMEDOUT
+                        || err == -EADDRNOTAVAIL || err == -ENETUNREACH || err == -EHOSTUNREACH;
+    count_error(wk, connect_kind ? LG_ERR_CONNECT : LG_ERR_OTHER);
+    if (wk->phase == LG_SETUP)
+        wk->res->setup_errors[lg_connect_error_kind(err)]++;
+}
+
 static void conn_connect(struct worker *wk, struct conn *c, uint64_t now)
 {
     now = wk_now(wk); /* connect latency starts here, not when the loop woke */
-    int fd = net_connect(&wk->cfg->addr, true);
+    const struct lg_config *cfg = wk->cfg;
+    const struct net_addr *src = cfg->nsources ? &cfg->sources[c->id % cfg->nsources] : NULL;
+    int fd = net_connect_from(&cfg->addr, src, true);
+    if (wk->phase == LG_SETUP)
+        wk->res->setup_attempts++;
     if (fd < 0) {
-        count_error(wk, fd == -ECONNREFUSED || fd == -ETIMEDOUT || fd == -EADDRNOTAVAIL
-                            || fd == -ENETUNREACH || fd == -EHOSTUNREACH
-                        ? LG_ERR_CONNECT
-                        : LG_ERR_OTHER);
+        connect_failed(wk, fd, false);
         c->retry_at = now + RETRY_BACKOFF_NS;
         return;
     }
     c->fd = fd;
     c->state = CONN_CONNECTING;
+    list_insert_tail(&wk->connecting, &c->room_link);
+    wk->nconnecting++;
     c->want_out = true;
     c->origin = stream_origin(c->id, c->streams++);
     c->tx_goal = c->tx = c->rx = 0;
@@ -353,12 +373,16 @@ static void conn_established(struct worker *wk, struct conn *c, uint64_t now)
 {
     int err = net_socket_error(c->fd);
     if (err < 0) {
-        count_error(wk, LG_ERR_CONNECT);
+        connect_failed(wk, err, true);
         conn_close(wk, c, now, true);
         return;
     }
+    list_remove(&c->room_link); /* from wk->connecting */
+    wk->nconnecting--;
     c->state = CONN_OPEN;
     c->last_progress = now;
+    if (wk->phase == LG_SETUP)
+        hist_record(&wk->res->setup_latency, now - c->connect_start);
     if (in_window(wk, now)) {
         wk->res->connects++;
         hist_record(&wk->res->connect_latency, now - c->connect_start);
@@ -565,7 +589,7 @@ static void tick(struct worker *wk, uint64_t now)
                 conn_connect(wk, c, now);
         } else if (c->state == CONN_CONNECTING) {
             if (now - c->connect_start > wk->cfg->timeout_ns) {
-                count_error(wk, LG_ERR_CONNECT);
+                connect_failed(wk, -ETIMEDOUT, true);
                 conn_close(wk, c, now, true);
             }
         } else if (c->in_flight > 0 && now - c->last_progress > wk->cfg->timeout_ns) {
@@ -723,26 +747,75 @@ static int run_loop(struct worker *wk)
     return 0;
 }
 
-/* Connects every connection and waits (up to --timeout) for them to be established. */
+/* Set-up: connects that have taken longer than --timeout fail (timed out). The list is in
+ * connect() order, so only its head need be looked at. */
+static void expire_connects(struct worker *wk, uint64_t now)
+{
+    while (!list_empty(&wk->connecting)) {
+        struct conn *c = list_entry(list_first(&wk->connecting), struct conn, room_link);
+        if (now - c->connect_start <= wk->cfg->timeout_ns)
+            return;
+        connect_failed(wk, -ETIMEDOUT, true);
+        conn_close(wk, c, now, true);
+    }
+}
+
+/*
+ * Connects every connection - paced at this worker's share of --connect-rate, if given, with at
+ * most LG_CONNECT_INFLIGHT in progress - and waits for them to be established, all within
+ * --setup-timeout. Events are taken between every few connect() calls, not after all of them:
+ * on loopback a connect() may take a millisecond (the kernel's ephemeral port search), and a
+ * connection established early but noticed only after 19,000 more connect() calls would be
+ * timed (and timed out) by the loop's delay, not by the network. Connections whose connect
+ * failed stay idle: the load's loop retries them. Every step is O(1) per connection.
+ */
 static int setup_connections(struct worker *wk)
 {
-    uint64_t now = clock_now_ns();
-    for (unsigned i = 0; i < wk->w->nconns; i++)
-        conn_connect(wk, &wk->conns[i], now);
-    uint64_t deadline = now + wk->cfg->timeout_ns;
+    const struct lg_config *cfg = wk->cfg;
+    const unsigned n = wk->w->nconns, batch = 8;
+    uint64_t start = clock_now_ns();
+    uint64_t deadline = start + cfg->setup_timeout_ns;
+    /* This worker's share of the rate: n of the connections, n of the connects per second. */
+    double gap = cfg->connect_rate > 0
+                     ? 1e9 * (double)cfg->connections / (cfg->connect_rate * (double)n)
+                     : 0;
+    unsigned next = 0;
     struct epoll_event events[MAX_EVENTS];
+    wk->last_read = start;
     for (;;) {
-        unsigned pending = 0;
-        for (unsigned i = 0; i < wk->w->nconns; i++)
-            pending += wk->conns[i].state == CONN_CONNECTING;
-        if (pending == 0 || clock_now_ns() >= deadline)
-            return 0;
-        int n = wait_events(wk, events, min_u64(deadline, clock_now_ns() + TICK_NS));
-        if (n < 0)
-            return n;
-        for (int i = 0; i < n; i++)
+        uint64_t now = wk_now(wk);
+        for (unsigned k = 0; k < batch && next < n && wk->nconnecting < LG_CONNECT_INFLIGHT
+                             && start + (uint64_t)((double)next * gap) <= now;
+             k++)
+            conn_connect(wk, &wk->conns[next++], now);
+        if (next == n && wk->nconnecting == 0)
+            break;
+        if (now >= deadline) {
+            wk->res->setup_deadline_hit = true;
+            break;
+        }
+        /* Sleep until the next connect is due, the oldest pending one times out, or the
+         * deadline; not at all while connects may be made now. */
+        uint64_t until = deadline;
+        if (next < n && wk->nconnecting < LG_CONNECT_INFLIGHT)
+            until = min_u64(until, start + (uint64_t)((double)next * gap));
+        if (!list_empty(&wk->connecting)) {
+            struct conn *c = list_entry(list_first(&wk->connecting), struct conn, room_link);
+            until = min_u64(until, c->connect_start + cfg->timeout_ns + 1);
+        }
+        int r = wait_events(wk, events, until);
+        if (r < 0)
+            return r;
+        for (int i = 0; i < r; i++)
             handle_event(wk, events[i].data.ptr, events[i].events);
+        /* With a full batch of events more may be waiting: time nothing out before reading
+         * them. */
+        if (r < MAX_EVENTS)
+            expire_connects(wk, wk_now(wk));
     }
+    for (unsigned i = 0; i < n; i++)
+        wk->res->setup_established += wk->conns[i].state == CONN_OPEN;
+    return 0;
 }
 
 static int worker_init(struct worker *wk, struct lg_worker *w)
@@ -751,6 +824,7 @@ static int worker_init(struct worker *wk, struct lg_worker *w)
     *wk = (struct worker){.w = w, .cfg = cfg, .res = &w->result, .pattern = w->shared->pattern,
                           .ep = -1, .open_loop = cfg->rate > 0};
     list_init(&wk->room);
+    list_init(&wk->connecting);
     wk->rng = 0x853c49e6748fea9bull ^ ((uint64_t)w->index << 32 | 1);
     if (wk->open_loop)
         wk->mean_gap_ns = 1e9 / w->rate;

@@ -5,7 +5,7 @@
 #
 # Cases: corrupt, stall, fixed_delay, coordinated_omission, reset, cli, unreachable, output,
 # ipv6, interrupt, interrupt_warmup, sampler_off_load_path, rate_bounds, help_durations,
-# stall_detect, stall_quiet, cost_classes; and for a registered echo-server MODEL: model (a short verified
+# stall_detect, stall_quiet, cost_classes, setup, setup_errors, setup_limits; and for a registered echo-server MODEL: model (a short verified
 # load), scale (2,000 connections). Every server is started on a free port and killed on
 # exit; every loadgen run is bounded by `timeout` (or by wait_bounded).
 set -u
@@ -197,7 +197,7 @@ cli)
     "$loadgen" --help >"$tmp/help" || fail "--help exits non-zero"
     for opt in --host --port --threads --connections --duration --warmup --size --pipeline \
                --rate --arrival --reconnect --timeout --cpus --interval --json --hgrm --quiet \
-               --cost-every; do
+               --cost-every --source --connect-rate --setup-timeout; do
         grep -q -- "$opt" "$tmp/help" || fail "--help does not document $opt"
     done
     "$loadgen" --env >"$tmp/env.json" || fail "--env exits non-zero"
@@ -411,6 +411,98 @@ scale)
     check "all 2000 connections open to the end" 'j["connections_open"] == 2000' "$tmp/r.json"
     check "no error at 2000 connections" 'j["errors"]["total"] == 0 and j["mismatches"] == 0' "$tmp/r.json"
     check "every connection carried messages" 'j["requests"] > 20000' "$tmp/r.json"
+    ;;
+setup)
+    # The set-up report: 3,000 connections to the epoll model, every one established, none
+    # failed; the rate is what the set-up took; the histogram holds every connect.
+    start srv "$server" --model epoll --port 0
+    run_loadgen "$tmp/r.json" --port "$PORT" -t 2 -c 3000 --idle -d 200ms --warmup 0
+    [ $RC -eq 0 ] || fail "exit status $RC setting up 3000 connections"
+    check "3000 set up, 3000 attempts, no error" 'j["setup"]["established"] == 3000 and j["setup"]["attempts"] == 3000 and j["setup"]["errors"]["total"] == 0 and j["setup"]["stopped_by"] is None' "$tmp/r.json"
+    check "rate = established / duration" 'abs(j["setup"]["connect_rate"] * j["setup"]["duration_s"] - 3000) < 1 and 0 < j["setup"]["duration_s"] < 10' "$tmp/r.json"
+    check "latency histogram holds every connect" 'sum(b["count"] for b in j["setup"]["connect_latency_histogram"]) == 3000 == j["setup"]["connect_latency_us"]["count"]' "$tmp/r.json"
+    check "histogram bins rise" '[b["le_us"] for b in j["setup"]["connect_latency_histogram"]] == sorted(b["le_us"] for b in j["setup"]["connect_latency_histogram"])' "$tmp/r.json"
+    check "3000 connections need one source: none chosen" 'j["config"]["sources"] == [] and not j["config"]["auto_sources"]' "$tmp/r.json"
+    grep -q "set-up       3000 of 3000 connected in .* connects/s.*connect errors none" "$tmp/lg.out" \
+        || fail "no set-up line: $(cat "$tmp/lg.out")"
+    # --source: round robin over three addresses, seen by the kernel as the connections' sources.
+    timeout 20 "$loadgen" --port "$PORT" -c 300 --idle -d 3s --warmup 0 --source 127.0.0.2-127.0.0.4 \
+        --json "$tmp/s.json" >"$tmp/lg.out" 2>"$tmp/lg.err" &
+    lg=$!
+    for _ in $(seq 100); do
+        [ "$(ss -Htn state established "( dport = :$PORT )" | wc -l)" -ge 300 ] && break
+        sleep 0.05
+    done
+    sources=$(ss -Htn state established "( dport = :$PORT )" | awk '{split($3, a, ":"); print a[1]}' | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}')
+    [ "$sources" = "127.0.0.2=100 127.0.0.3=100 127.0.0.4=100 " ] || fail "sources seen: '$sources'"
+    wait_bounded $lg 20
+    [ $RC -eq 0 ] || fail "exit status $RC with --source"
+    check "--source in the JSON" 'j["config"]["sources"] == ["127.0.0.2", "127.0.0.3", "127.0.0.4"] and j["setup"]["established"] == 300' "$tmp/s.json"
+    # --connect-rate paces the set-up: 300 connects at 1,000/s take about 0.3 s.
+    run_loadgen "$tmp/p.json" --port "$PORT" -c 300 --idle -d 100ms --warmup 0 --connect-rate 1000
+    [ $RC -eq 0 ] || fail "exit status $RC with --connect-rate"
+    check "300 at 1000/s: 0.29 s to 1 s" 'j["setup"]["established"] == 300 and 0.29 <= j["setup"]["duration_s"] < 1.0 and j["config"]["connect_rate"] == 1000' "$tmp/p.json"
+    ;;
+setup_errors)
+    # Connect failures during the set-up, counted by kind. A listener that takes the probe and
+    # then closes: refused. One whose accept queue is full (backlog 0, never accepting): the
+    # SYNs are dropped, so timed out. A source address that is not local: EADDRNOTAVAIL.
+    cat >"$tmp/lsn.py" <<'PY'
+import socket, sys, time
+mode = sys.argv[1]
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(0 if mode == "full" else 8)
+print("listening on 127.0.0.1:%d model=%s pid=0" % (s.getsockname()[1], mode), flush=True)
+if mode == "once":
+    s.accept()
+    s.close()
+time.sleep(30)
+PY
+    start once python3 "$tmp/lsn.py" once
+    run_loadgen "$tmp/r.json" --port "$PORT" -c 5 --connect-rate 10 -d 200ms --warmup 0
+    [ $RC -eq 0 ] || fail "exit status $RC with refused connects"
+    check "refused connects counted as refused" 'j["setup"]["errors"]["refused"] >= 4 and j["setup"]["errors"]["refused"] + j["setup"]["established"] == 5 and j["setup"]["errors"]["refused"] == j["setup"]["errors"]["total"]' "$tmp/r.json"
+    check "and as connect errors of the run" 'j["errors"]["connect"] >= 4' "$tmp/r.json"
+    grep -q "connect errors refused [45]" "$tmp/lg.out" || fail "text: $(cat "$tmp/lg.out")"
+    start full python3 "$tmp/lsn.py" full
+    run_loadgen "$tmp/t.json" --port "$PORT" -c 5 --timeout 300ms -d 100ms --warmup 0
+    [ $RC -eq 0 ] || fail "exit status $RC with timed-out connects"
+    check "dropped SYNs counted as timed out" 'j["setup"]["errors"]["timed_out"] == 5 == j["setup"]["errors"]["total"] and j["setup"]["established"] == 0' "$tmp/t.json"
+    check "after --timeout, not before" '0.3 <= j["setup"]["duration_s"] < 2' "$tmp/t.json"
+    if [ "$(sysctl -n net.ipv4.ip_nonlocal_bind 2>/dev/null)" = 1 ]; then
+        echo "note: ip_nonlocal_bind=1, EADDRNOTAVAIL not checked"
+    else
+        start srv "$server" --model epoll --port 0
+        run_loadgen "$tmp/a.json" --port "$PORT" -c 10 --source 127.0.0.1,192.0.2.7 --idle -d 100ms --warmup 0
+        [ $RC -eq 0 ] || fail "exit status $RC with a non-local source"
+        check "a non-local source: EADDRNOTAVAIL" 'j["setup"]["errors"]["addrnotavail"] == 5 == j["setup"]["errors"]["total"] and j["setup"]["established"] == 5 and j["setup"]["attempts"] == 10' "$tmp/a.json"
+    fi
+    ;;
+setup_limits)
+    # --setup-timeout stops a set-up that cannot finish, naming it, with exit status 1 and the
+    # report still written; a --connect-rate that cannot fit in it is refused up front.
+    expect2 "--setup-timeout" --port 1 -c 1000 --connect-rate 100 --setup-timeout 5s
+    expect2 "--connect-rate" --port 1 --connect-rate 0
+    expect2 "--connect-rate" --port 1 --connect-rate fast
+    expect2 "--setup-timeout" --port 1 --setup-timeout 0
+    expect2 "--source" --port 1 --source 127.0.0.9-127.0.0.2
+    expect2 "--source" --port 1 --source nowhere
+    expect2 "family" --port 1 --source ::1
+    start srv "$server" --model epoll --port 0
+    run_loadgen "$tmp/r.json" --port "$PORT" -c 100 --connect-rate 50 --setup-timeout 2.5s -d 100ms --warmup 0
+    [ $RC -eq 0 ] || fail "exit status $RC when 100 connects at 50/s fit in 2.5 s"
+    start full python3 -c '
+import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)
+print("listening on 127.0.0.1:%d model=full pid=0" % s.getsockname()[1], flush=True)
+time.sleep(30)'
+    run_loadgen "$tmp/s.json" --port "$PORT" -c 5 --timeout 5s --setup-timeout 400ms -d 1s --warmup 0
+    [ $RC -eq 1 ] || fail "exit status $RC when the set-up deadline passed, expected 1"
+    [ "$(grep -c 'set-up stopped by --setup-timeout' "$tmp/lg.err")" -eq 1 ] \
+        || fail "no one-line error naming --setup-timeout: $(cat "$tmp/lg.err")"
+    [ $ELAPSED_MS -lt 1400 ] || fail "took ${ELAPSED_MS} ms, the deadline was 400 ms (and no load)"
+    check "the JSON says what stopped it" 'j["setup"]["stopped_by"] == "setup_timeout" and j["setup"]["established"] == 0 and j["requests"] == 0' "$tmp/s.json"
     ;;
 *)
     echo "unknown case $case_name"
