@@ -5,7 +5,7 @@
 #
 # Cases: corrupt, stall, fixed_delay, coordinated_omission, reset, cli, unreachable, output,
 # ipv6, interrupt, interrupt_warmup, sampler_off_load_path, rate_bounds, help_durations,
-# stall_detect, stall_quiet, cost_classes, setup, setup_errors, setup_limits; and for a registered echo-server MODEL: model (a short verified
+# stall_detect, stall_quiet, cost_classes, setup, setup_errors, setup_limits, setup_ports; and for a registered echo-server MODEL: model (a short verified
 # load), scale (2,000 connections). Every server is started on a free port and killed on
 # exit; every loadgen run is bounded by `timeout` (or by wait_bounded).
 set -u
@@ -441,7 +441,7 @@ setup)
     # --connect-rate paces the set-up: 300 connects at 1,000/s take about 0.3 s.
     run_loadgen "$tmp/p.json" --port "$PORT" -c 300 --idle -d 100ms --warmup 0 --connect-rate 1000
     [ $RC -eq 0 ] || fail "exit status $RC with --connect-rate"
-    check "300 at 1000/s: 0.29 s to 1 s" 'j["setup"]["established"] == 300 and 0.29 <= j["setup"]["duration_s"] < 1.0 and j["config"]["connect_rate"] == 1000' "$tmp/p.json"
+    check "300 at 1000/s: at least 0.29 s" 'j["setup"]["established"] == 300 and 0.29 <= j["setup"]["duration_s"] < 3 and j["config"]["connect_rate"] == 1000' "$tmp/p.json"
     ;;
 setup_errors)
     # Connect failures during the set-up, counted by kind. A listener that takes the probe and
@@ -460,11 +460,14 @@ if mode == "once":
 time.sleep(30)
 PY
     start once python3 "$tmp/lsn.py" once
-    run_loadgen "$tmp/r.json" --port "$PORT" -c 5 --connect-rate 10 -d 200ms --warmup 0
+    # Connects 0.2 s apart: the listener is gone for all but those made before the Python
+    # process got to close it (on a busy machine, the first one or two; those it had not
+    # accepted are reset as it closes, so they may not count as established either).
+    run_loadgen "$tmp/r.json" --port "$PORT" -c 5 --connect-rate 5 -d 200ms --warmup 0
     [ $RC -eq 0 ] || fail "exit status $RC with refused connects"
-    check "refused connects counted as refused" 'j["setup"]["errors"]["refused"] >= 4 and j["setup"]["errors"]["refused"] + j["setup"]["established"] == 5 and j["setup"]["errors"]["refused"] == j["setup"]["errors"]["total"]' "$tmp/r.json"
-    check "and as connect errors of the run" 'j["errors"]["connect"] >= 4' "$tmp/r.json"
-    grep -q "connect errors refused [45]" "$tmp/lg.out" || fail "text: $(cat "$tmp/lg.out")"
+    check "refused connects counted as refused" 'j["setup"]["errors"]["refused"] >= 3 and j["setup"]["errors"]["refused"] + j["setup"]["established"] <= 5 and j["setup"]["errors"]["refused"] == j["setup"]["errors"]["total"]' "$tmp/r.json"
+    check "and as connect errors of the run" 'j["errors"]["connect"] >= 3' "$tmp/r.json"
+    grep -q "connect errors refused [345]" "$tmp/lg.out" || fail "text: $(cat "$tmp/lg.out")"
     start full python3 "$tmp/lsn.py" full
     run_loadgen "$tmp/t.json" --port "$PORT" -c 5 --timeout 300ms -d 100ms --warmup 0
     [ $RC -eq 0 ] || fail "exit status $RC with timed-out connects"
@@ -503,6 +506,28 @@ time.sleep(30)'
         || fail "no one-line error naming --setup-timeout: $(cat "$tmp/lg.err")"
     [ $ELAPSED_MS -lt 1400 ] || fail "took ${ELAPSED_MS} ms, the deadline was 400 ms (and no load)"
     check "the JSON says what stopped it" 'j["setup"]["stopped_by"] == "setup_timeout" and j["setup"]["established"] == 0 and j["requests"] == 0' "$tmp/s.json"
+    ;;
+setup_ports)
+    # Ports, in a network namespace of our own with a port range of 100: 150 connections from
+    # one source do not fit (said before connecting, exit 1); without --source, loadgen
+    # spreads them over loopback addresses by itself and every one is set up.
+    unshare --net true 2>/dev/null || { echo "SKIP: cannot create a network namespace"; exit 77; }
+    unshare --net bash "$0" setup_ports_ns "$loadgen" "$server" "$fake"
+    exit $?
+    ;;
+setup_ports_ns)
+    ip link set lo up && sysctl -qw net.ipv4.ip_local_port_range="40000 40099" \
+        || { echo "SKIP: cannot set up the namespace"; exit 77; }
+    start srv "$server" --model epoll --port 0
+    run_loadgen "$tmp/one.json" --port "$PORT" -c 150 --source 127.0.0.1 --idle -d 100ms --warmup 0
+    [ $RC -eq 1 ] || fail "exit status $RC for 150 connections over 100 ports, expected 1"
+    grep -q "150 connections from one source address need more than the 100 ephemeral ports of net.ipv4.ip_local_port_range (40000-40099)" "$tmp/lg.err" \
+        || fail "message: $(cat "$tmp/lg.err")"
+    [ ! -e "$tmp/one.json" ] || fail "a report was written for a run that never started"
+    run_loadgen "$tmp/r.json" --port "$PORT" -c 150 --idle -d 100ms --warmup 0
+    [ $RC -eq 0 ] || fail "exit status $RC for 150 connections spread automatically"
+    check "6 sources (25 ports each), chosen by loadgen" 'j["config"]["sources"] == ["127.0.0.%d" % i for i in range(1, 7)] and j["config"]["auto_sources"]' "$tmp/r.json"
+    check "all 150 set up, no error" 'j["setup"]["established"] == 150 and j["setup"]["errors"]["total"] == 0' "$tmp/r.json"
     ;;
 *)
     echo "unknown case $case_name"
