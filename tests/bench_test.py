@@ -957,9 +957,13 @@ def case_checker(build):
         # --keep-disturbed: the machine the tests run on is shared, often loaded; discarding
         # would leave too little here (the disturbed case checks discarding).
         # 4 and 16 connections: at one, a loaded machine's wake-ups cost more than the work.
+        # 20 us of work, not the documented benchmark's 5: on a loaded machine the cost of
+        # wake-ups per request moved epoll's CPU per request at 4 connections from 12 to 18 us
+        # while `heavy`, busier, batched more (5 us: found 0.95x, not significant, once).
         r = bench(build, run, "--models", "epoll", "--scenarios", "connections",
-                  "--connections", "4,16", "--variant", "twin=epoll", "--variant", "heavy=epoll --msg-size 128 "
-                  "--work-us 5", "--baseline", "epoll", "--repeat", "5", "--keep-disturbed",
+                  "--connections", "4,16", "--variant", "twin=epoll", "--variant",
+                  "heavy=epoll --msg-size 128 --work-us 20", "--baseline", "epoll",
+                  "--repeat", "5", "--keep-disturbed",
                   "--seed", "11")
         check(r.returncode == 0, f"A/A and A/B run exits 0: {r.stderr[-500:]}")
         with open(os.path.join(run, "findings.json")) as f:
@@ -976,7 +980,7 @@ def case_checker(build):
         heavy = [f for f in found if f["b"] == "heavy" and
                  f["metric"] == "server_cpu_us_per_request"]
         check(heavy and all(f["significant"] and f["ratio"] > 1 for f in heavy),
-              f"A/B: 5 us of work per message is significantly more CPU per request: {heavy}")
+              f"A/B: 20 us of work per message is significantly more CPU per request: {heavy}")
         for f in heavy:
             print(f"A/B {f['setting']}: CPU per request heavy/epoll {f['ratio']:.2f} "
                   f"({f['ci_low']:.2f}-{f['ci_high']:.2f})")
@@ -985,14 +989,14 @@ def case_checker(build):
             rows = list(csv.DictReader(f))
         heavy_rows = [x for x in rows if x["model"] == "heavy"]
         check(heavy_rows and all(x["server_model"] == "epoll" and
-                                 x["server_options"] == "--msg-size 128 --work-us 5"
+                                 x["server_options"] == "--msg-size 128 --work-us 20"
                                  for x in heavy_rows),
               f"a variant's model and options are in results.csv: {heavy_rows[:1]}")
         with open(os.path.join(run, "report.md")) as f:
             report = f.read()
         check("heavy / epoll" in report and "significantly higher" in report and
               "Indicative only" in report, "the report states the findings and says indicative")
-        check("heavy=epoll --msg-size 128 --work-us 5" in report, "the report names the variant")
+        check("heavy=epoll --msg-size 128 --work-us 20" in report, "the report names the variant")
         check("'throughput.heavy.dat'" in open(os.path.join(run, "plots", "throughput.gp")).read(),
               "the variant is a series of the plots")
 
@@ -1223,8 +1227,11 @@ def case_mixed(build):
                 f.write(CLASSES_LOADGEN.format(real=loadgen))
             os.chmod(path, 0o755)
         run = os.path.join(tmp, "run")
+        # 10 ms waits (the tiny profile has 2 ms): on a loaded machine the thread model's cheap
+        # p99 reached 3 ms too, so the test needs a cost the loop's tail cannot hide under.
         r = bench(use, run, "--models", "epoll,thread", "--scenarios", "work",
-                  "--keep-disturbed", "--seed", "5", *(["--peers", "node"] if node else []))
+                  "--mixed-sleep-us", "10000", "--keep-disturbed", "--seed", "5",
+                  *(["--peers", "node"] if node else []))
         check(r.returncode == 0, f"the bench with mixed cells exits 0: {r.stderr[-500:]}")
         print(f"(load generator: {'real' if real else 'a wrapper adding classes'})")
         with open(os.path.join(run, "results.csv")) as f:
@@ -1258,10 +1265,10 @@ def case_mixed(build):
         with open(os.path.join(run, "report.md")) as f:
             report = f.read()
         check("## Mixed work: what the cheap messages' p99 becomes" in report and
-              "| epoll | sleep=2000us |" in report and "| thread | work=2000us |" in report,
+              "| epoll | sleep=10000us |" in report and "| thread | work=2000us |" in report,
               "the report has the mixed table, per series and cost")
         if node:
-            check("- node, mixed every=10 sleep=2000us: not measured: node does not support"
+            check("- node, mixed every=10 sleep=10000us: not measured: node does not support"
                   in report, "the mixed table says node was left out, and why")
         png = os.path.join(run, "plots", "mixed_work.png")
         check(os.path.exists(png) and os.path.getsize(png) > 1000, "mixed_work.png drawn")
@@ -1271,8 +1278,8 @@ def case_mixed(build):
                    if x["sleep_us"] != "0" and x["model"] != "node"}
             print(f"mixed sleep: cheap p99 epoll {p99['epoll']:,.0f} us, "
                   f"thread {p99['thread']:,.0f} us")
-            check(p99["epoll"] > 1000 and p99["epoll"] > 2 * p99["thread"],
-                  f"2 ms waits on the one loop hold the cheap messages up, threads not: {p99}")
+            check(p99["epoll"] > 5000 and p99["epoll"] > 2 * p99["thread"],
+                  f"10 ms waits on the one loop hold the cheap messages up, threads not: {p99}")
     check(not leftover_processes(), "no server left running")
 
 
