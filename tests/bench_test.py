@@ -874,6 +874,27 @@ def case_stats(build):
     check(got[8] == ("pending", None, "pool", "--threads 8") and got[9][0] == "unservable",
           f"a variant's --threads bounds its pool and is not overridden: {got}")
 
+    # A variant that fixes an option a cell sets itself (the work scenario's --work-us) is left
+    # out of that cell, saying why, instead of serving another cell under the cell's name.
+    heavy = parse_variant("heavy=epoll --msg-size 128 --work-us=5", models, set())
+    cells = build_cells(Settings.resolve("tiny"), [heavy], ["connections", "work"])
+    work = [c for c in cells if c.scenario == "work"]
+    check(work and all(c.status == "unservable" and "--work-us" in c.reason and
+                       "--msg-size" in c.reason for c in work),
+          f"a variant's --work-us is not served as the cell's: {[(c.setting(), c.status, c.reason) for c in work]}")
+    check(all(c.status == "pending" for c in cells if c.scenario == "connections"),
+          "the variant's options apply where the cell sets none of them")
+    sleepy = parse_variant("sleepy=epoll --sleep-us 7", models, set())
+    got = {c.setting(): c.status for c in build_cells(Settings.resolve("tiny"), [sleepy],
+                                                      ["work"])}
+    check(all(v == "unservable" for v in got.values()),
+          f"every work cell sets --sleep-us (0 or its own): {got}")
+    from echobench.runner import server_args
+    plain = [c for c in build_cells(Settings.resolve("tiny"), [pool8], ["work"])
+             if c.status == "pending"]
+    check(plain and "--work-us" in server_args(plain[0], pool8),
+          "a variant that fixes no cost option still gets the cell's costs")
+
     # Findings: every comparison, with --baseline against it; tiny or single: indicative.
     from echobench.findings import comparisons
     cells = []

@@ -130,6 +130,11 @@ class Series:
                 value = int(text)
         return value
 
+    def sets_option(self, option):
+        """True if the variant's options set the long option `option` (`--work-us 5` or
+        `--work-us=5`)."""
+        return any(opt == option or opt.startswith(option + "=") for opt in self.options)
+
     def describe(self):
         return f"{self.name}={self.model.name}" + (" " + shlex.join(self.options)
                                                     if self.options else "")

@@ -77,16 +77,14 @@ DEFAULT_SAMPLE_INTERVAL = 1.0
 
 def server_args(cell, series):
     """echo-server's options for a cell of a series: the model, the pool size the bench chose
-    (cell.threads), the cell's per-message cost, then a variant's own options - last, so that
-    they win over the cell's where both set one (a variant's --work-us stays its own)."""
+    (cell.threads), the cell's per-message cost, then a variant's own options. The two never
+    set the same option: a variant that fixes one of a cell's is left out of that cell
+    (scenarios.cells_of_series)."""
     args = ["--model", series.model.name, "--port", "0"]
     if cell.threads:
         args += ["--threads", str(cell.threads)]
-    if cell.needs_costs():
-        args += ["--msg-size", str(cell.size), "--work-us", str(cell.work_us),
-                 "--sleep-us", str(cell.sleep_us)]
-        if cell.cost_every:
-            args += ["--cost-every", str(cell.cost_every)]
+    for opt, value in cell.cost_options():
+        args += [opt, str(value)]
     return args + list(series.options)
 
 

@@ -188,6 +188,15 @@ class Cell:
         """True if the server must take per-message costs (--work-us, --sleep-us)."""
         return bool(self.work_us or self.sleep_us)
 
+    def cost_options(self):
+        """The echo-server options the cell sets itself, as [(option, value)]: a work cell's
+        message size and costs; none for the others."""
+        if not self.needs_costs():
+            return []
+        opts = [("--msg-size", self.size), ("--work-us", self.work_us),
+                ("--sleep-us", self.sleep_us)]
+        return opts + ([("--cost-every", self.cost_every)] if self.cost_every else [])
+
     def key(self):
         """Identifies the cell across runs (for scripts/compare): scenario, model, setting."""
         return f"{self.scenario}/{self.model}/{self.setting()}"
@@ -247,8 +256,15 @@ def cells_of_series(settings, series, scenarios, repeat, tune_kernel=False):
             cell.server_options = " ".join(series.options)
         cell.threads, pool_why = model.pool_for(cell.connections, series.given_threads())
         # Churn connections are short: a one-at-a-time server still serves them all.
+        fixed = [opt for opt, _ in cell.cost_options() if series.sets_option(opt)]
         if no_costs and cell.needs_costs():
             cell.status, cell.reason = "unservable", no_costs
+        elif fixed:
+            # Served, the cell would be another one under this one's name and setting.
+            cell.status = "unservable"
+            cell.reason = (f"the variant sets {', '.join(fixed)}, which this cell sets itself "
+                           f"({cell.setting()}): a variant is left out of the cells that vary "
+                           "an option it fixes")
         elif cell.scenario != "churn":
             if limit is not None and cell.connections > limit:
                 cell.status = "unservable"
