@@ -21,7 +21,11 @@
  *   and links the batch into a list, under the pool's lock). The edges that arrived meanwhile
  *   are ignored: when the batch comes back the loop sends it and then reads until EAGAIN.
  *   Memory stays bounded: at most one 16 KiB batch or parked buffer per connection, and a
- *   client that does not read stops being read from, as in epoll.
+ *   client that does not read stops being read from, as in epoll. Batch buffers come back to
+ *   the loop and are reused, up to one per worker: while no more batches are out than there
+ *   are workers the loop allocates none per message (beyond that, batches wait for a worker
+ *   anyway, and the extra buffers are allocated and freed). What a hand-off does cost per
+ *   batch is the pool's lock, taken by the loop and by the worker.
  *
  *   Without a per-message cost (no --work-us or --sleep-us) no worker is even started: the loop
  *   echoes straight from its receive buffer and this is the epoll model, instruction for
@@ -114,6 +118,11 @@ struct loop {
     struct server_thread_totals totals;
     struct nb_loop nb;         /* the receive buffer, shared by all connections */
     struct pool *pool;         /* NULL without a per-message cost */
+    /* Batch buffers (ECHO_BUF_SIZE bytes) back from the pool, kept for the next hand-off so
+     * that the loop allocates none per message once as many batches have been out at once as
+     * there are workers; beyond that (batches queue for a worker anyway) they are freed. */
+    char **spare;
+    unsigned spares, spare_cap;
 };
 
 /* epoll_event.data.ptr values that are not connections (and &loop->listener). */
@@ -177,18 +186,27 @@ static void pool_grow(struct pool *pool)
         server_fail(pool->srv, "pthread_create", -e);
 }
 
+static void batch_release(struct loop *r, struct conn *c)
+{
+    if (c->batch && r->spares < r->spare_cap)
+        r->spare[r->spares++] = c->batch;
+    else
+        free(c->batch);
+    c->batch = NULL;
+}
+
 static void conn_close(struct loop *r, struct conn *c)
 {
     list_remove(&c->link);
     nb_close(&r->nb, &c->nb, &r->totals);
-    free(c->batch);
+    batch_release(r, c);
     free(c);
 }
 
 /* nb_readable found complete messages: their bytes go to the pool, and reading stops. */
 static enum nb_next hand_off(struct loop *r, struct conn *c)
 {
-    c->batch = malloc(r->nb.deferred_len);
+    c->batch = r->spares ? r->spare[--r->spares] : malloc(ECHO_BUF_SIZE);
     if (!c->batch)
         return NB_DONE;
     memcpy(c->batch, r->nb.buf, r->nb.deferred_len);
@@ -249,8 +267,7 @@ static void on_done(struct loop *r)
         struct conn *c = list_entry(node, struct conn, job);
         c->in_pool = false;
         enum nb_next next = nb_send(&r->nb, &c->nb, c->batch, c->batch_len);
-        free(c->batch);
-        c->batch = NULL;
+        batch_release(r, c);
         if (next == NB_WANT_INPUT)
             next = nb_readable(&r->nb, &c->nb, NB_READ_ALL);
         after_step(r, c, next);
@@ -293,12 +310,15 @@ static int reactor_pool_run(struct server *srv)
     struct pool pool = {.cost = w, .done_fd = -1, .srv = srv, .max = nworkers};
     struct loop *r = calloc(1, sizeof *r);
     pool.tids = calloc(nworkers ? nworkers : 1, sizeof *pool.tids);
-    if (!r || !pool.tids) {
+    char **spare = calloc(nworkers ? nworkers : 1, sizeof *spare);
+    if (!r || !pool.tids || !spare) {
         free(r);
         free(pool.tids);
+        free(spare);
         return server_fail(srv, "calloc", -ENOMEM);
     }
-    *r = (struct loop){.srv = srv, .ep = -1, .nb = {.work = w, .defer_costs = costly}};
+    *r = (struct loop){.srv = srv, .ep = -1, .nb = {.work = w, .defer_costs = costly},
+                       .spare = spare, .spare_cap = nworkers};
     list_init(&r->conns);
     pthread_mutex_init(&pool.lock, NULL);
     pthread_cond_init(&pool.wake, NULL);
@@ -337,6 +357,9 @@ static int reactor_pool_run(struct server *srv)
     while (!list_empty(&r->conns))
         conn_close(r, list_entry(list_first(&r->conns), struct conn, link));
     nb_loop_destroy(&r->nb);
+    while (r->spares)
+        free(r->spare[--r->spares]);
+    free(r->spare);
     r->totals.served = r->totals.accepted;
     server_add_thread_totals(srv, 0, &r->totals);
     snprintf(srv->stats->note, sizeof srv->stats->note,
