@@ -288,17 +288,25 @@ static int loop_run(struct loop *r)
         int n = nb_epoll_wait(&r->listener, events, MAX_EVENTS, -1, &call);
         if (n < 0)
             return server_fail(r->srv, call, n);
+        /* Batches that are back are taken after the other events of this wait, never among
+         * them: on_done() may close a connection (its client half-closed or reset while the
+         * batch was out), and an event of that connection later in this array would then be
+         * handled on freed memory. The other order is safe: on_event() ignores a connection
+         * whose batch is out, so it never closes one that on_done() is about to take. */
+        bool done = false;
         for (int i = 0; i < n; i++) {
             void *p = events[i].data.ptr;
             if (p == &stop_tag)
                 return 0;
             if (p == &done_tag)
-                on_done(r);
+                done = true;
             else if (p == &r->listener)
                 nb_listener_accept(&r->listener, &r->totals, adopt, r);
             else
                 on_event(r, p, events[i].events);
         }
+        if (done)
+            on_done(r);
     }
 }
 

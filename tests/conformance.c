@@ -219,6 +219,51 @@ static int case_reset_midstream(struct ctx *c)
     return 0;
 }
 
+/* Clients that end while their message's cost is being paid: each sends one message (the server
+ * runs with --msg-size 1 --sleep-us 300) and half-closes - or, every other round, resets - a
+ * little before or after the cost is paid, so that the end of the stream reaches a model just
+ * as the message comes back from its cost (reactor_pool: the worker's hand-back and the
+ * client's FIN in one batch of events). Each half-closed client must get its byte back and
+ * then the end of the stream, and the server must go on serving. Bounded: rounds for 2 s. */
+static int case_end_during_cost(struct ctx *c)
+{
+    enum { K = 32 };
+    int fds[K];
+    int rounds = 0;
+    for (int64_t until = now_ms() + 2000; now_ms() < until; rounds++) {
+        bool reset = rounds % 2;
+        for (int i = 0; i < K; i++)
+            if ((fds[i] = client_connect(&c->srv, 5000)) < 0)
+                return fail("round %d: connect: %s", rounds, strerror(-fds[i]));
+        for (int i = 0; i < K; i++)
+            if (send(fds[i], "e", 1, MSG_NOSIGNAL) != 1)
+                return fail("round %d: send: %s", rounds, strerror(errno));
+        usleep((useconds_t)(rounds * 37 % 700)); /* before, at and after the 300 us cost */
+        for (int i = 0; i < K; i++) {
+            if (reset)
+                close_with_reset(fds[i]);
+            else
+                shutdown(fds[i], SHUT_WR);
+        }
+        for (int i = 0; i < K && !reset; i++) {
+            char b = 0;
+            int r = recv_exact_timeout(fds[i], &b, 1, 5000);
+            if (r == 0 && b != 'e')
+                r = -EPROTO;
+            if (r == 0)
+                r = expect_eof(fds[i], 5000);
+            close(fds[i]);
+            if (r < 0)
+                return fail("round %d, client %d: no echo and end of stream after its "
+                            "half-close: %s", rounds, i, strerror(-r));
+        }
+    }
+    printf("%d rounds of %d clients\n", rounds, K);
+    if (echo_roundtrip(&c->srv, 64, 31, 5000) < 0)
+        return fail("not serving after clients ended during costs: %s", test_error);
+    return 0;
+}
+
 static int case_work_exact(struct ctx *c)
 {
     /* The server runs with --msg-size 100 --work-us 300 --sleep-us 200 (see the case table). */
@@ -932,6 +977,7 @@ static const char *const longest_cost_args[] = {"--msg-size", "1", "--work-us", 
 static const char *const work_args[] = {"--msg-size", "100", "--work-us", "300", "--sleep-us",
                                         "200", NULL};
 
+static const char *const short_cost_args[] = {"--msg-size", "1", "--sleep-us", "300", NULL};
 static const char *const cost_every_args[] = {"--msg-size", "128", "--sleep-us", "20000",
                                               "--cost-every", "10", NULL};
 
@@ -954,6 +1000,8 @@ static const struct test_case {
     {.name = "binary", .run = case_binary},
     {.name = "half_close", .run = case_half_close},
     {.name = "reset_midstream", .run = case_reset_midstream},
+    {.name = "end_during_cost", .run = case_end_during_cost, .concurrent_only = true,
+     .server_args = short_cost_args},
     {.name = "work_exact", .run = case_work_exact, .server_args = work_args},
     {.name = "cost_every", .run = case_cost_every, .server_args = cost_every_args},
     {.name = "ipv6", .run = case_ipv6, .host = "::1"},
