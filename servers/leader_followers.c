@@ -255,7 +255,9 @@ const struct server_model model_leader_followers = {
     .name = "leader_followers",
     .summary = "N threads share one epoll set (EPOLLONESHOT): the thread that takes an event "
                "serves it",
-    .kind = MODEL_THREADS,
+    /* Hybrid, not threads: its threads do non-blocking I/O on one shared epoll set, so any
+     * number of connections is served, as by an event loop (and tested so: loadgen.scale). */
+    .kind = MODEL_HYBRID,
     .threads_meaning = "threads",
     .run = leader_followers_run,
 };
