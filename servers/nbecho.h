@@ -6,6 +6,15 @@
  * client has not taken. A short send() parks the rest (at most one read's worth) in a buffer of
  * the connection; reading resumes when the socket has taken it all. An idle connection owns no
  * buffer: the receive buffer belongs to the loop.
+ *
+ * Threads: a struct nb_loop belongs to one thread, and only that thread calls these functions
+ * with it. A connection may move between threads (leader_followers: whichever thread takes its
+ * event serves it, with that thread's nb_loop), and its parked output moves with it: a buffer
+ * taken from thread A's spare list may be released into thread B's. That is safe: a parked
+ * buffer is plain malloc() memory with no tie to the loop it came from, each spare list is only
+ * touched by the thread that owns its nb_loop, and the hand-over of the connection itself orders
+ * A's writes before B's reads (leader_followers.c). Nor can buffers pile up on one thread: each
+ * spare list is capped (NB_SPARE_BUFFERS; beyond that a released buffer is freed).
  */
 #ifndef ECHOBENCH_NBECHO_H
 #define ECHOBENCH_NBECHO_H
