@@ -529,6 +529,9 @@ const struct server_model model_coroutine = {
     .name = "coroutine",
     .summary = "a coroutine per connection (own stack, blocking style), one thread over epoll",
     .kind = MODEL_EVENT_LOOP,
+    /* Every coroutine maps its stack as two areas (the stack and its PROT_NONE guard page). */
+    .kernel_limits = {{"vm.max_map_count", 2, "a coroutine stack and its guard page per "
+                                              "connection"}},
     .run = coroutine_run,
 };
 #endif
