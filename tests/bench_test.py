@@ -138,6 +138,11 @@ def case_smoke(build):
             found = json.load(f)
         check(found and all(f["indicative"] for f in found),
               f"findings.json lists the comparisons, indicative (tiny): {found[:1]}")
+        knees = [f for f in found if f["a"] == "threshold"]
+        check(knees and all(f["threshold_us"] == 1000.0 and f["scenario"] == "latency" and
+                            f["verdict"] for f in knees) and
+              "p99 latency against the 1000 us threshold" in report,
+              f"the knees: in the report and in findings.json: {knees[:1]}")
         check(len(os.listdir(os.path.join(run, "hgrm"))) > 0, "hgrm files are written")
         with open(os.path.join(run, "results.json")) as f:
             data = json.load(f)
@@ -810,7 +815,19 @@ def case_stats(build):
     bad.result["kept_disturbed"] = True
     entry = [e for e in _summarize([ok, bad]) if e["metric"] == "requests_per_sec"][0]
     check(entry["n"] == 2, f"--keep-disturbed uses them: {entry}")
+    # The p99.9 too: findings are made on it (latency scenario). A 3.9 ms stall in a 0.8 s
+    # window is 0.49 % of it: too little for a p99 of 90 us, enough for a p99.9 of 3.5 ms.
+    c = cell_with(duration_s=0.8, lat_p99_us=90.0, lat_p999_us=3500.0, stalls_max_us=3900.0,
+                  stalls_total_us=3900.0)
+    check("p99.9" in disturbance(c), f"a stall that could make the p99.9: {disturbance(c)}")
+    c = cell_with(duration_s=0.8, lat_p99_us=90.0, lat_p999_us=3500.0, stalls_max_us=3900.0,
+                  stalls_total_us=790.0)
+    check(disturbance(c) == "", f"under 0.1 % of the window: not the p99.9's: {disturbance(c)}")
+    c = cell_with(duration_s=0.8, lat_p99_us=90.0, lat_p999_us=20000.0, stalls_max_us=3900.0,
+                  stalls_total_us=3900.0)
+    check(disturbance(c) == "", f"a stall under 25 % of the p99.9: {disturbance(c)}")
     stalls_that_follow_a_series()
+    trust_units()
 
     # Kernel limits: a cell above 90 % of what a sysctl allows is unservable and says which;
     # with --tune-kernel it raises the sysctl for the cell, and puts it back.
@@ -920,6 +937,157 @@ def case_stats(build):
     check({(f["a"], f["b"]) for f in found if f["metric"] == "requests_per_sec"} ==
           {("b", "c"), ("b", "a")}, f"no baseline: the best against the runner-up and the "
                                      f"last: {[(f['a'], f['b']) for f in found]}")
+
+
+def latency_cells(p99s_by_model, rate=20000.0, achieved=1.0):
+    """Latency cells at one offered rate: {model: [p99 of each repeat]}."""
+    from echobench.scenarios import Cell
+    cells = []
+    for model, p99s in p99s_by_model.items():
+        for rep, v in enumerate(p99s):
+            c = Cell("latency", model, 16, rate=rate, repeat=rep)
+            c.status, c.result = "ok", {"lat_p99_us": v, "lat_p999_us": v * 2,
+                                        "achieved_ratio": achieved, "requests": 1000}
+            cells.append(c)
+    return cells
+
+
+def trust_units():
+    """The knees, zeros, non-finite values and baseline gaps: what the report may say."""
+    from echobench.findings import baseline_gaps, threshold_comparisons, write_findings
+    from echobench.report import findings, knee, knee_sentence, summary_table
+    from echobench.results import Aggregate, metric_value, values_of
+    from echobench.scenarios import Cell
+    from echobench.stats import median_interval, ratio_interval
+
+    # Knee: under or over the threshold only when the whole interval is; else indistinguishable.
+    cells = latency_cells({"under": [700, 800, 900, 850, 750, 820],
+                           "straddle": [700, 900, 950, 1100, 1200, 980],
+                           "over": [1100, 1200, 1300, 1250, 1150, 1400]})
+    cells += latency_cells({"under": [600] * 6, "straddle": [600] * 6, "over": [600] * 6},
+                           rate=10000.0)
+    k = {m: knee(cells, m, 1000.0) for m in ("under", "straddle", "over")}
+    check(k == {"under": (20000.0, None, None),
+                "straddle": (10000.0, 20000.0, "indistinguishable"),
+                "over": (10000.0, 20000.0, "over")},
+          f"a median under the threshold is not 'under' when the interval straddles it: {k}")
+    text = knee_sentence(cells, ["under", "straddle", "over"], 1000.0)
+    check("straddle up to 10,000 (indistinguishable from it at 20,000)" in text and
+          "over up to 10,000 (over it at 20,000)" in text and
+          "every rate up to 20,000 requests/s for under" in text and
+          "[indicative]" not in text, f"the knee sentence: {text}")
+    table = "\n".join(summary_table(cells, ["under", "straddle"], 1000.0))
+    check("| 10,000 (? at 20,000) |" in table and "| 20,000 |" in table,
+          f"the summary's max rate says when the next rate is unclear: {table}")
+    found = threshold_comparisons(cells, ["under", "straddle", "over"], 1000.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_findings(tmp, found)
+        with open(os.path.join(tmp, "findings.json")) as f:
+            saved = json.load(f)
+    s20 = next(f for f in saved if f["b"] == "straddle" and f["setting"] == "rate=20000")
+    check(s20["a"] == "threshold" and s20["threshold_us"] == 1000.0 and
+          not s20["significant"] and s20["ci_low"] < 1 < s20["ci_high"] and
+          s20["verdict"] == "indistinguishable" and s20["median_b"] == 965.0 and
+          s20["n_b"] == 6 and s20["n_a"] is None,
+          f"findings.json has the knee comparisons, in the comparisons' shape: {s20}")
+    o20 = next(f for f in saved if f["b"] == "over" and f["setting"] == "rate=20000")
+    check(o20["significant"] and o20["ci_low"] > 1 and o20["verdict"] == "over",
+          f"over: the interval excludes the threshold: {o20}")
+    one = latency_cells({"single": [500]})
+    check(knee_sentence(one, ["single"], 1000.0).endswith("for single [indicative]."),
+          f"one repeat: indicative: {knee_sentence(one, ['single'], 1000.0)}")
+    check("[indicative]" in knee_sentence(cells, ["under"], 1000.0, indicative=True),
+          "the tiny profile: indicative")
+    slow = latency_cells({"lagging": [100] * 6}, achieved=0.9)
+    check(knee(slow, "lagging", 1000.0) == (None, 20000.0, "rate not achieved"),
+          f"a rate not achieved fails whatever the p99: {knee(slow, 'lagging', 1000.0)}")
+
+    # A cell that completed no request: no latency, no CPU per request; its throughput is 0.
+    zero = Cell("connections", "stuck", 4)
+    zero.status, zero.result = "errors", {"requests": 0, "requests_per_sec": 0.0,
+                                          "lat_p99_us": 0.0, "server_cpu_us_per_request": 0.0}
+    check((metric_value(zero, "requests_per_sec"), metric_value(zero, "lat_p99_us"),
+           metric_value(zero, "server_cpu_us_per_request")) == (0.0, None, None),
+          "zero requests: throughput 0, no latency or CPU per request")
+    # One repeat of zero throughput: the exact test's verdict, an open-ended interval.
+    a = [100.0, 101.0, 102.0, 103.0, 104.0, 105.0]
+    r = ratio_interval(a, [0.0, 200.0, 201.0, 202.0, 203.0, 204.0])
+    check(r.low == 0 and 1.9 < r.ratio < 2.1 and 2 < r.high < 2.1 and not r.significant,
+          f"one zero among six against six: U = 6 > 5, the exact test does not reject: {r}")
+    r = ratio_interval(a + [106.0, 107.0], [0.0] + [200.0 + i for i in range(7)])
+    check(r.low is not None and r.low > 1 and r.significant and 1.9 < r.ratio < 2.1,
+          f"one zero among eight against eight: U = 8 <= 13, significantly higher: {r}")
+    r = ratio_interval(a, [0.0, 0.0, 0.0, 200.0, 201.0, 202.0])
+    check(r.low == 0 and r.high is not None and r.high > 1 and not r.significant and
+          "open-ended" in r.note, f"half zeros: open-ended below, not significant: {r}")
+    r = ratio_interval([0.0] * 6, a)
+    check(r.high == float("inf") and r.significant and r.low > 1,
+          f"zeros against values: open-ended above, significant: {r}")
+    r = ratio_interval(a, [0.0] * 6)
+    check(r.significant and r.high == 0 and r.ratio == 0, f"all zero: significantly lower: {r}")
+    cells = []
+    for model, vals in (("base", a), ("other", [0.0, 0.0, 0.0, 200.0, 201.0, 202.0])):
+        for rep, v in enumerate(vals):
+            c = Cell("churn", model, 4, reconnect=1, repeat=rep)
+            c.status, c.result = "ok", {"requests_per_sec": v, "requests": int(v)}
+            cells.append(c)
+    text = " ".join(findings(cells, ["base", "other"], 1000.0, baseline="base"))
+    check("0.00-" in text and "indistinguishable" in text and "open-ended" in text,
+          f"the sentence gives the open-ended interval: {text}")
+
+    # NaN and inf are no measurement: left out, and counted.
+    nan, inf = float("nan"), float("inf")
+    iv = median_interval([1.0, 2.0, nan, inf, 3.0])
+    check((iv.median, iv.n, iv.non_finite) == (2.0, 3, 2), f"non-finite values dropped: {iv}")
+    r = ratio_interval([10, 11, 12, 13, nan], [20, 22, 24, 26, -inf])
+    check(r.significant and r.n_a == 4 and r.n_b == 4 and r.non_finite == 2,
+          f"the ratio drops them too: {r}")
+    agg = Aggregate([1.0, nan, 2.0])
+    check((agg.n, agg.non_finite, agg.median) == (2, 1, 1.5), f"the aggregate counts them: "
+          f"{agg.__dict__}")
+    c = Cell("connections", "x", 4)
+    c.status, c.result = "ok", {"requests_per_sec": nan, "requests": 5}
+    check(values_of([c], "requests_per_sec") == {}, "values_of leaves NaN out")
+    try:
+        median_interval([nan])
+        check(False, "no finite value: ValueError")
+    except ValueError:
+        pass
+
+    # --baseline: the settings at which the baseline has no measurement are said, with why.
+    cells = []
+    for model in ("epoll", "thread"):
+        for conns in (1, 128):
+            for rep in range(3):
+                c = Cell("connections", model, conns, repeat=rep)
+                c.status, c.result = "ok", {"requests_per_sec": 100.0 + rep}
+                if model == "epoll" and conns == 128:
+                    c.status, c.reason, c.result = "unservable", "holds at most 64", {}
+                cells.append(c)
+    gaps = baseline_gaps(cells, ["epoll", "thread"], "epoll")
+    check(len(gaps) == 1 and "epoll has no undisturbed measurement" in gaps[0] and
+          "c=128" in gaps[0] and "holds at most 64" in gaps[0] and "thread" in gaps[0],
+          f"a setting without the baseline is named, with why: {gaps}")
+    check(any("c=128" in t for t in findings(cells, ["epoll", "thread"], 1000.0,
+                                             baseline="epoll")),
+          "the report's findings say so")
+    check(baseline_gaps(cells, ["epoll", "thread"], None) == [], "no baseline, no gaps")
+    for c in cells:
+        if c.model == "epoll" and c.connections == 128:
+            c.status, c.result, c.disturbed = "ok", {"requests_per_sec": 5.0}, True
+    gaps = baseline_gaps(cells, ["epoll", "thread"], "epoll")
+    check(gaps and "disturbed" in gaps[0], f"every attempt disturbed: {gaps}")
+
+    # The docs say what the code does.
+    with open(os.path.join(ROOT, "docs", "methodology.md")) as f:
+        doc = f.read()
+    check("p99.9" in doc.split("## Disturbed cells")[1].split("##")[0],
+          "methodology: the p99.9 rule of disturbed cells")
+    check("conservative" in doc, "methodology: with ties the interval is conservative")
+    with open(os.path.join(ROOT, "docs", "results.md")) as f:
+        doc = f.read()
+    check('"threshold"' in doc and "threshold_us" in doc and "verdict" in doc,
+          "results.md documents the knee comparisons of findings.json")
 
 
 def stalls_that_follow_a_series():

@@ -3,7 +3,8 @@ the data (never written by hand)."""
 
 import os
 
-from .findings import TEST, comparisons, sentence, write_findings
+from .findings import (NOT_ACHIEVED, OVER, TEST, UNCLEAR, baseline_gaps, comparisons, knees,
+                       sentence, threshold_comparisons, write_findings)
 from .results import aggregate, discarded, measured, usable
 from .scenarios import SCENARIOS
 
@@ -20,47 +21,43 @@ def _ratio(a, b):
     return a / b if a and b else None
 
 
-def _med(cells, metric, scenario):
-    """{(model, setting): median} for the measured cells of a scenario."""
-    return {(m, s): a.median for (scen, m, s), (a, _) in aggregate(cells, metric).items()
-            if scen == scenario and a.median is not None}
-
-
 def _settings(cells, scenario, field):
     return sorted({getattr(c, field) for c in cells if c.scenario == scenario})
 
 
 def knee(cells, model, threshold_us):
-    """The knee: the highest offered rate below the first one at which the model's p99 went
-    over the threshold or it achieved less than 99 % of the rate; (that rate or None, the first
-    failing rate or None)."""
-    p99 = _med(cells, "lat_p99_us", "latency")
-    achieved = _med(cells, "achieved_ratio", "latency")
-    best, failed = None, None
-    for rate in _settings(cells, "latency", "rate"):
-        key = (model, f"rate={rate:.0f}")
-        if key not in p99:
-            continue
-        if p99[key] > threshold_us or (achieved.get(key) or 0) < 0.99:
-            return best, rate  # the knee: a higher rate that happens to pass does not count
-        best = rate
-    return best, failed
+    """The knee of a series (findings.knees): (the highest offered rate up to which its p99 was
+    under the threshold at every rate - the whole 95 % interval below it - and the offered
+    rate achieved, or None; the first rate at which it was not, or None; that rate's verdict:
+    over, indistinguishable from the threshold, or rate not achieved)."""
+    best, first, verdict, _ = knees(threshold_comparisons(cells, [model], threshold_us)).get(
+        model, (None, None, None, False))
+    return best, first, verdict
 
 
-def knee_sentence(cells, models, threshold_us):
+def knee_sentence(cells, models, threshold_us, indicative=False):
     """The latency knees of every series in one sentence, or None."""
-    knees = {m: knee(cells, m, threshold_us) for m in models}
-    found = {m: k for m, k in knees.items() if k[0] or k[1]}
+    found = knees(threshold_comparisons(cells, models, threshold_us, indicative))
     if not found:
         return None
-    every = [m for m, (ok, bad) in found.items() if ok and not bad]
-    parts = [f"{m} up to {_n(ok)} (not at {_n(bad)})" if ok else f"{m} not even at {_n(bad)}"
-             for m, (ok, bad) in found.items() if bad]
+
+    def mark(m):
+        return " [indicative]" if found[m][3] else ""
+    every = [m + mark(m) for m, (ok, bad, _, _) in found.items() if ok and bad is None]
+    parts = []
+    for m, (ok, bad, verdict, _) in found.items():
+        if bad is None:
+            continue
+        what = {OVER: f"over it at {_n(bad)}", NOT_ACHIEVED: f"the rate not achieved at {_n(bad)}",
+                UNCLEAR: f"indistinguishable from it at {_n(bad)}"}[verdict]
+        parts.append((f"{m} up to {_n(ok)} ({what})" if ok else f"{m}: {what}") + mark(m))
     rates = _settings(cells, "latency", "rate")
-    text = (f"p99 latency (median of the repeats) under {threshold_us:g} us with the offered "
-            "rate achieved: ")
+    text = (f"p99 latency against the {threshold_us:g} us threshold, with the offered rate "
+            "achieved - under (or over) it only where the whole 95 % interval of the median "
+            "(min-max below 6 repeats) is, otherwise indistinguishable from it at this "
+            "precision: ")
     if every:
-        text += f"at every rate up to {_n(rates[-1])} requests/s for {', '.join(every)}"
+        text += f"under it at every rate up to {_n(rates[-1])} requests/s for {', '.join(every)}"
         text += "; " if parts else ""
     return text + "; ".join(parts) + "."
 
@@ -71,7 +68,8 @@ def findings(cells, models, threshold_us, baseline=None, indicative=False):
     found = comparisons(cells, models, baseline, indicative)
     out = [sentence(f) for f in found if f["significant"]]
     out += [sentence(f) for f in found if not f["significant"]]
-    k = knee_sentence(cells, models, threshold_us)
+    out += baseline_gaps(cells, models, baseline)
+    k = knee_sentence(cells, models, threshold_us, indicative)
     return out + ([k] if k else [])
 
 
@@ -106,7 +104,7 @@ def summary_table(cells, models, threshold_us):
     work_settings = sorted({s for _, s in work})
     head = ["model", "best req/s (connections)",
             f"CPU us/req at {mid} conns" if mid else "CPU us/req",
-            f"max rate with p99 < {threshold_us:g} us", "churn conn/s",
+            f"max rate with p99 < {threshold_us:g} us (interval)", "churn conn/s",
             f"MB/s at {sizes[-1]} B" if sizes else "MB/s"] + \
         [f"req/s, {s}" for s in work_settings] + \
         [f"bytes per idle conn ({idle_counts[-1]})" if idle_counts else "idle"]
@@ -114,10 +112,10 @@ def summary_table(cells, models, threshold_us):
     for m in models:
         best = max(((a.median, s, a) for (mm, s), a in rps.items() if mm == m),
                    default=None, key=lambda t: t[0])
-        k, _ = knee(cells, m, threshold_us)
+        k, first, verdict = knee(cells, m, threshold_us)
         row = [m, f"{_ci(best[2])} ({best[1]})" if best else "-",
                _ci(cpu.get((m, f"c={mid}")), 2),
-               _n(k) if k else "-",
+               (_n(k) if k else "-") + (f" (? at {_n(first)})" if verdict == UNCLEAR else ""),
                _ci(next((a for (mm, _), a in churn.items() if mm == m), None)),
                _ci(mbs.get((m, f"size={sizes[-1]}")) if sizes else None)]
         row += [_ci(work.get((m, s))) for s in work_settings]
@@ -228,14 +226,17 @@ def write_report(run_dir, meta, env, cells, models, plots, threshold_us):
     baseline = meta.get("baseline")
     indicative = meta.get("profile") == "tiny"
     found = comparisons(cells, models, baseline, indicative)
-    write_findings(run_dir, found)
+    against = threshold_comparisons(cells, models, threshold_us, indicative)
+    write_findings(run_dir, found + against)
     lines += ["", "## Findings", ""]
     n_sig = sum(1 for f in found if f["significant"])
     pairs = (f"every series against {baseline}" if baseline else
              "at each setting, the best series against the runner-up and the last")
     intro = (f"{len(found)} comparisons ({pairs}), each the ratio of two series on one metric "
              f"with its 95 % interval; {n_sig} significant ({TEST}). All are in "
-             "`findings.json`.")
+             "`findings.json`" + (f", with the {len(against)} comparisons of a series' p99 "
+                                  f"with the {threshold_us:g} us threshold (the knees below)"
+                                  if against else "") + ".")
     if indicative:
         intro += (" **Indicative only**: the `tiny` profile's windows are too short for "
                   "figures to rely on.")
@@ -249,7 +250,8 @@ def write_report(run_dir, meta, env, cells, models, plots, threshold_us):
     if same:
         lines += ["Indistinguishable at this precision:", ""] + \
             [f"- {sentence(f)}" for f in same] + [""]
-    k = knee_sentence(cells, models, threshold_us)
+    lines += [f"- {g}" for g in baseline_gaps(cells, models, baseline)]
+    k = knee_sentence(cells, models, threshold_us, indicative)
     lines += [f"- {k}"] if k else []
     if not found and not k:
         lines.append("- (no data)")

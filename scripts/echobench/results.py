@@ -6,7 +6,7 @@ import os
 import statistics
 
 from .scenarios import Cell
-from .stats import median_interval
+from .stats import finite, median_interval
 
 # results.csv columns, in order: the cell's parameters, its status, then what was measured.
 PARAM_COLUMNS = ["scenario", "model", "repeat", "status", "reason", "connections", "size",
@@ -65,6 +65,23 @@ HEADLINE = {
 }
 # A mixed work cell's: what the cheap messages' p99 becomes.
 MIXED_HEADLINE = ("cheap_p99_us", False)
+
+
+# Metrics for which a cell that completed no request still has a value - zero: how much it
+# served. Its latency and CPU per request do not exist (docs/methodology.md, "Zeros").
+ZERO_IS_A_VALUE = {"requests", "requests_per_sec", "mb_per_sec", "achieved_ratio"}
+
+
+def metric_value(cell, metric):
+    """The cell's value of the metric, or None: none recorded, or a figure of requests when the
+    (non-idle) cell completed none. NaN and inf are returned as they are, for the statistics
+    to leave out and count."""
+    v = cell.result.get(metric)
+    if v is None or isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    if not cell.idle and cell.result.get("requests") == 0 and metric not in ZERO_IS_A_VALUE:
+        return None
+    return v
 
 
 def headline(cell):
@@ -149,7 +166,7 @@ def summarize(cells):
         used = [c for c in group if usable(c)]
         n_discarded = sum(1 for c in group if discarded(c))
         for metric in SUMMARY_METRICS.get(scenario, []) + STALL_METRICS:
-            values = [c.result.get(metric) for c in used if c.result.get(metric) is not None]
+            values = finite([metric_value(c, metric) for c in used])[0]
             if not values:
                 continue
             iv = median_interval(values)
@@ -194,10 +211,11 @@ def load_run(run_dir):
 class Aggregate:
     """A value over the undisturbed repeats of one cell: median, its 95 % interval (low, high:
     stats.median_interval), min, max, count, the values themselves; whether the load generator
-    was saturated in any of them, and the server's capacity from its CPU per request."""
+    was saturated in any of them, and the server's capacity from its CPU per request. NaN and
+    infinite values are left out, and counted (non_finite)."""
 
     def __init__(self, values, saturated=False, capacity=None, discarded=0):
-        values = [v for v in values if v is not None]
+        values, self.non_finite = finite(values)
         self.values = values
         self.n = len(values)
         self.median = statistics.median(values) if values else None
@@ -225,9 +243,9 @@ def aggregate(cells, metric):
     out = {}
     for key, group in _groups(cells).items():
         used = [c for c in group if usable(c)]
-        cpu = statistics.median([c.result["server_cpu_us_per_request"] for c in used
-                                 if c.result.get("server_cpu_us_per_request")] or [0])
-        agg = Aggregate([c.result.get(metric) for c in used],
+        cpu = statistics.median([v for v in finite(
+            [metric_value(c, "server_cpu_us_per_request") for c in used])[0] if v] or [0])
+        agg = Aggregate([metric_value(c, metric) for c in used],
                         saturated=any(c.result.get("loadgen_saturated") for c in used),
                         capacity=1e6 / cpu if cpu else None,
                         discarded=sum(1 for c in group if discarded(c)))
@@ -239,8 +257,7 @@ def values_of(cells, metric):
     """{(scenario, series, setting): [the metric of every undisturbed repeat]}."""
     out = {}
     for key, group in _groups(cells).items():
-        vals = [c.result.get(metric) for c in group if usable(c)
-                and c.result.get(metric) is not None]
+        vals = finite([metric_value(c, metric) for c in group if usable(c)])[0]
         if vals:
             out[key] = vals
     return out
