@@ -282,6 +282,18 @@ def case_compare(build):
                            ["--out", out, "--models", "poll"],
                            capture_output=True, text=True, timeout=120)
         check(r.returncode != 0, "--models with no cell in common fails")
+        # Colours: each model in the colour of the newer run's own report, a model of the
+        # older run only a colour the newer run does not use - never two models one colour.
+        from echobench.plots import merged_colors
+        colours = merged_colors([["thread", "uring"], ["epoll", "thread"]])
+        newer = model_colors(["thread", "uring"])
+        check(colours["thread"] == newer["thread"] and colours["uring"] == newer["uring"] and
+              len(set(colours.values())) == 3,
+              f"run A [epoll, thread], run B [thread, uring]: three colours, B's kept: {colours}")
+        check(os.path.exists(os.path.join(ROOT, "scripts", "compare")) and "merged_colors" in
+              open(os.path.join(ROOT, "scripts", "compare")).read() and "PALETTE" not in
+              open(os.path.join(ROOT, "scripts", "compare")).read(),
+              "compare colours with plots.py's function, not a copy")
         # `previous` is the run before results/latest.
         r = subprocess.run([os.path.join(ROOT, "scripts", "compare"), "--help"],
                            capture_output=True, text=True)
@@ -294,6 +306,27 @@ def case_compare(build):
         spec = importlib.util.spec_from_loader("compare_script", loader)
         mod = importlib.util.module_from_spec(spec)
         loader.exec_module(mod)
+        # ... by meta.date, not by when results.json was last written (--replot rewrites it);
+        # the same date: by folder name.
+        fake = os.path.join(tmp, "results")
+        for name, date, age in (("run-old", "2026-01-01T10:00:00", 0),
+                                ("run-mid-b", "2026-01-02T10:00:00", 300),
+                                ("run-mid-a", "2026-01-02T10:00:00", 200),
+                                ("run-new", "2026-01-03T10:00:00", 100),
+                                ("run-broken", None, 0)):
+            os.makedirs(os.path.join(fake, name))
+            path = os.path.join(fake, name, "results.json")
+            with open(path, "w") as f:
+                f.write("{" if date is None else json.dumps({"meta": {"date": date,
+                                                                     "models": []},
+                                                            "cells": []}))
+            os.utime(path, (time.time() - age, time.time() - age))  # run-old written last
+        os.symlink("run-new", os.path.join(fake, "latest"))
+        order = [os.path.basename(p) for p in mod.run_folders(fake)]
+        check(order == ["run-old", "run-mid-a", "run-mid-b", "run-new"],
+              f"run folders by date, then name; an unreadable one left out: {order}")
+        check(os.path.basename(mod.resolve("previous", fake)) == "run-mid-b",
+              f"previous: the run dated before latest: {mod.resolve('previous', fake)}")
         results = os.path.join(ROOT, "results")
         latest = os.path.join(results, "latest")
         runs_now = mod.run_folders()

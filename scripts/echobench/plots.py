@@ -23,7 +23,26 @@ WIDTH, HEIGHT = 900, 560
 
 
 def model_colors(model_names):
+    """{series: colour} of a run's report: the palette in the series' order."""
     return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(model_names)}
+
+
+def merged_colors(runs_models):
+    """{series: colour} over several runs' series lists, the first list first (a comparison
+    passes the newest run's): every series of the first keeps the colour of that run's own
+    report (model_colors); a series of a later list only, the colour of its own run's report
+    if no series has it yet, else the first colour nobody has. No two series share a colour
+    until the palette runs out."""
+    out = dict(model_colors(runs_models[0])) if runs_models else {}
+    for names in runs_models[1:]:
+        own = model_colors(names)
+        for m in names:
+            if m in out:
+                continue
+            used = set(out.values())
+            free = [c for c in PALETTE if c not in used]
+            out[m] = own[m] if own[m] not in used else (free[0] if free else own[m])
+    return out
 
 
 def _quote(text):

@@ -195,14 +195,57 @@ def write_results(run_dir, cells, meta):
                    "summary": summarize(cells)}, f, indent=1)
 
 
+def run_date(run_dir):
+    """meta.date of a run folder's results.json ("" if it has none), or None if the file cannot
+    be read as a run's."""
+    try:
+        with open(os.path.join(run_dir, "results.json")) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("meta"), dict):
+        return None
+    return str(data["meta"].get("date") or "")
+
+
+class RunError(Exception):
+    """A run folder that cannot be read: the message names the file and the problem."""
+
+
 def load_run(run_dir):
-    """(meta, cells) of a run folder."""
-    with open(os.path.join(run_dir, "results.json")) as f:
-        data = json.load(f)
+    """(meta, cells) of a run folder; RunError naming results.json and what is wrong with it
+    (unreadable, not JSON, not a run's document, a cell without its fields)."""
+    path = os.path.join(run_dir, "results.json")
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except OSError as e:
+        raise RunError(f"{path}: cannot be read: {e.strerror or e}")
+    except ValueError as e:
+        raise RunError(f"{path}: not JSON ({e})")
+    if not isinstance(data, dict) or not isinstance(data.get("meta"), dict) or \
+            not isinstance(data.get("cells"), list):
+        raise RunError(f"{path}: not a run's results (an object with 'meta' and 'cells' is "
+                       "expected; written by another version?)")
+    if not isinstance(data["meta"].get("models"), list):
+        raise RunError(f"{path}: meta has no list of 'models'")
     cells = []
-    for d in data["cells"]:
+    for i, d in enumerate(data["cells"]):
+        if not isinstance(d, dict):
+            raise RunError(f"{path}: cell {i} is not an object")
+        missing = [k for k in ("result", "status", "reason", "scenario", "model", "connections")
+                   if k not in d]
+        if missing:
+            raise RunError(f"{path}: cell {i} has no {', '.join(missing)} (written by another "
+                           "version?)")
+        d = dict(d)
         result, status, reason = d.pop("result"), d.pop("status"), d.pop("reason")
-        cell = Cell(**d)
+        if not isinstance(result, dict):
+            raise RunError(f"{path}: cell {i}'s result is not an object")
+        try:
+            cell = Cell(**d)
+        except TypeError as e:
+            raise RunError(f"{path}: cell {i}: {e}")
         cell.result, cell.status, cell.reason = result, status, reason
         cells.append(cell)
     return data["meta"], cells
