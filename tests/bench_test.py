@@ -371,7 +371,14 @@ def case_cli(build):
                         (["--models", "node"], "--peers"),
                         (["--mixed-every", "2000000"], "--mixed-every"),
                         (["--mixed-sleep-us", "10ms"], "--mixed-sleep-us"),
-                        (["--mixed-work-us", "2000000"], "--mixed-work-us")]:
+                        (["--mixed-work-us", "2000000"], "--mixed-work-us"),
+                        (["--p99-threshold", "inf"], "--p99-threshold"),
+                        (["--p99-threshold", "nan"], "--p99-threshold"),
+                        (["--p99-threshold", "0"], "--p99-threshold"),
+                        (["--p99-threshold", "-5"], "--p99-threshold"),
+                        (["--variant", "x=epoll --mod thread"], "--mod"),
+                        (["--variant", "x=epoll -p5000"], "--port"),
+                        (["--baseline", "Not-A-Series"], "--baseline")]:
         with tempfile.TemporaryDirectory() as tmp:
             # Should the option be taken, a one-cell run into a scratch folder, not a study.
             r = bench(build, os.path.join(tmp, "run"), "--models", "epoll", "--scenarios",
@@ -465,6 +472,54 @@ def case_cli(build):
               f"{script} {' '.join(args)}: exit 2 with one line (got {r.returncode}: "
               f"{lines[-3:]})")
 
+    # The checks that need no build come before it (which may install packages): with a
+    # build folder that does not exist, bad input is refused at once and nothing is built.
+    for args, words in [(["--scenarios", "nosuch"], "unknown scenario"),
+                        (["--variant", "x=epoll --thr 2"], "--thr"),
+                        (["--variant", "x=epoll 'unclosed"], "quotation"),
+                        (["--variant", "Bad=epoll"], "series name"),
+                        (["--variant", "x=epoll", "--variant", "x=poll"], "already"),
+                        (["--baseline", "a b"], "--baseline")]:
+        with tempfile.TemporaryDirectory() as tmp:
+            nowhere = os.path.join(tmp, "nonexistent")
+            started = time.monotonic()
+            r = subprocess.run([os.path.join(ROOT, "scripts", "bench"), "--build-dir", nowhere]
+                               + args, capture_output=True, text=True, timeout=60)
+            took = time.monotonic() - started
+            lines = r.stderr.strip().splitlines()
+            check(r.returncode == 2 and len(lines) == 1 and words in r.stderr and
+                  not os.path.exists(nowhere) and not r.stdout and took < 10,
+                  f"bench --build-dir (none) {' '.join(args)}: exit 2 before the build, one "
+                  f"line naming {words} (got {r.returncode} in {took:.1f} s: {lines[-3:]})")
+
+    # A malformed or old-format results.json: one line naming the file, exit 2 - from
+    # scripts/compare and scripts/bench --replot alike.
+    good = {"meta": {"models": ["epoll"], "run_id": "x", "profile": "tiny", "duration": 1,
+                     "warmup": 0, "repeat": 1, "command": "x"},
+            "cells": [{"scenario": "connections", "model": "epoll", "connections": 1,
+                       "status": "ok", "reason": "", "result": {"requests_per_sec": 1.0}}]}
+    no_result = json.loads(json.dumps(good))
+    del no_result["cells"][0]["result"]
+    for name, text in [("truncated", "{"), ("empty object", "{}"), ("a list", "[]"),
+                       ("a cell without result", json.dumps(no_result)),
+                       ("cells not a list", json.dumps(dict(good, cells={})))]:
+        with tempfile.TemporaryDirectory() as tmp:
+            bad = os.path.join(tmp, "bad")
+            os.makedirs(bad)
+            with open(os.path.join(bad, "results.json"), "w") as f:
+                f.write(text)
+            with open(os.path.join(bad, "env.json"), "w") as f:
+                f.write("{}")
+            for argv in ([os.path.join(ROOT, "scripts", "compare"), bad, bad, "--out",
+                          os.path.join(tmp, "cmp")],
+                         [os.path.join(ROOT, "scripts", "bench"), "--replot", bad]):
+                r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+                lines = r.stderr.strip().splitlines()
+                check(r.returncode == 2 and len(lines) == 1 and "results.json" in r.stderr and
+                      "Traceback" not in r.stderr,
+                      f"{os.path.basename(argv[0])} with results.json {name}: one line, exit 2 "
+                      f"(got {r.returncode}: {lines[-2:]})")
+
     r = subprocess.run([os.path.join(ROOT, "scripts", "compare"), "/nonexistent", "/x"],
                        capture_output=True, text=True)
     check(r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1,
@@ -557,6 +612,16 @@ def case_units(build):
             check(("--threads" in argv) == want,
                   f"{s.name}: --threads given to one-connection pools only: {argv}")
 
+        # A hybrid whose --threads are threads (leader_followers) serves any number of
+        # connections: no pool sized to the connections, whatever its kind.
+        from echobench.models import Model as _Model
+        lf = Series("lf", _Model("lf", "shared epoll set", "hybrid", "threads", False, 0, False))
+        cells = build_cells(settings, [lf], ["connections"])
+        check([(c.status, c.threads) for c in cells] == [("pending", None)] * 3 and
+              "--threads" not in server_args(cells[0], lf),
+              "a hybrid with threads: its default, every cell: "
+              f"{[(c.status, c.threads) for c in cells]}")
+
         # Before the C side had --json, a fallback to the text of --list.
         text = ("MODEL         KIND        THREADS   MAX_CONNS SUMMARY\n"
                 "pool          threads     workers   -         a pool of N\n"
@@ -574,6 +639,19 @@ def case_units(build):
             check(False, "a --list --json of another version is refused")
         except RuntimeError as e:
             check("version" in str(e), f"the error names the version: {e}")
+
+    # The options a variant may set, the bench's and the others are every option of
+    # echo-server --help: a new server option is neither silently refused nor let through.
+    from echobench.models import BENCH_OPTIONS, OTHER_OPTIONS, VARIANT_OPTIONS
+    help_text = subprocess.run([os.path.join(build, "servers", "echo-server"), "--help"],
+                               capture_output=True, text=True).stdout
+    # An option's line: indented 2 (with a short option) or 6; continuation lines, deeper.
+    listed = set(re.findall(r"^ {2,6}(?:(-\w), )?(--[a-z][a-z-]*)", help_text, re.M))
+    known = {(short or "", long) for opts in (VARIANT_OPTIONS, BENCH_OPTIONS, OTHER_OPTIONS)
+             for long, short in opts.items()}
+    check(len(listed) > 10 and listed == known,
+          f"echo-server --help's options are the ones models.py knows: only in --help "
+          f"{sorted(listed - known)}, only in models.py {sorted(known - listed)}")
 
     # Placement: CPUs that may be shared get a warning, and no busy-polling on them.
     from echobench.runner import Placement
@@ -918,6 +996,30 @@ def case_stats(build):
             check(False, f"variant {text!r} refused")
         except ValueError as e:
             check(words in str(e), f"variant {text!r}: {e}")
+    # getopt_long would take abbreviations and short clusters: a variant may not.
+    for text, words in [("x=epoll -mthread", "--model is the bench's"),
+                        ("x=epoll --mod thread", "'--mod' is not an option a variant may set"),
+                        ("x=epoll -p5000", "--port is the bench's"),
+                        ("x=epoll --port=1", "--port is the bench's"),
+                        ("h=epoll --work 5 --msg 128", "'--work'"),
+                        ("p=pool --thr 2", "'--thr'"),
+                        ("x=epoll --list", "'--list'"), ("x=epoll -tb 2", "-tb"),
+                        ("x=epoll threads", "'threads' is not an option"),
+                        ("x=epoll --threads", "--threads needs a value"),
+                        ("x=epoll --msg-size --work-us 5", "--msg-size needs a value"),
+                        ("x=epoll --threads=", "needs a value")]:
+        try:
+            v = parse_variant(text, models, set())
+            check(False, f"variant {text!r} refused, not {v.options}")
+        except ValueError as e:
+            check(words in str(e) and "\n" not in str(e), f"variant {text!r}: {e}")
+    v = parse_variant("x=pool -t2 -b 64 --work-us=5 --msg-size 128 --max-fds=99", models, set())
+    check(v.options == ["--threads", "2", "--backlog", "64", "--work-us", "5", "--msg-size",
+                        "128", "--max-fds", "99"] and v.given_threads() == 2 and
+          v.sets_option("--work-us") and v.sets_option("--msg-size") and
+          not v.sets_option("--sleep-us"), f"options normalised to --long VALUE: {v.options}")
+    v = parse_variant("y=pool -t 3", models, set())
+    check(v.given_threads() == 3, f"-t 3: {v.given_threads()}")
     pool8 = parse_variant("pool8=pool --threads 8", models, set())
     cells = build_cells(Settings.resolve("tiny", connections=[8, 9]), [pool8], ["connections"])
     got = {c.connections: (c.status, c.threads, c.server_model, c.server_options) for c in cells}

@@ -115,25 +115,18 @@ class Series:
         return self.name != self.model.name or bool(self.options)
 
     def given_threads(self):
-        """The --threads a variant's options set, or None."""
+        """The --threads a variant's options set, or None (the options are normalised by
+        parse_variant: `--threads N`)."""
         value = None
-        opts = self.options
-        for i, opt in enumerate(opts):
-            text = None
-            if opt in ("-t", "--threads") and i + 1 < len(opts):
-                text = opts[i + 1]
-            elif opt.startswith("--threads="):
-                text = opt.split("=", 1)[1]
-            elif opt.startswith("-t") and len(opt) > 2 and opt[2:].isdigit():
-                text = opt[2:]
-            if text is not None and text.isdigit():
+        for opt, text in zip(self.options[::2], self.options[1::2]):
+            if opt == "--threads" and text.isdigit():
                 value = int(text)
         return value
 
     def sets_option(self, option):
-        """True if the variant's options set the long option `option` (`--work-us 5` or
-        `--work-us=5`)."""
-        return any(opt == option or opt.startswith(option + "=") for opt in self.options)
+        """True if the variant's options set the long option `option` (normalised by
+        parse_variant: `--work-us 5`)."""
+        return option in self.options[::2]
 
     def describe(self):
         return f"{self.name}={self.model.name}" + (" " + shlex.join(self.options)
@@ -146,10 +139,54 @@ class Series:
 
 SERIES_NAME = re.compile(r"[a-z0-9][a-z0-9_]*")
 
+# echo-server's options (its --help), each long option with its short one or None. A variant
+# may set those of VARIANT_OPTIONS, each with a value, and nothing else: getopt_long would also
+# take an abbreviation (--mod, --work) or a cluster of short options (-mthread, -p5000), which
+# would slip past the checks on the bench's own options and on the cells' costs. So a variant's
+# options are normalised to `--long VALUE` and anything else is refused.
+VARIANT_OPTIONS = {"--threads": "-t", "--backlog": "-b", "--stack-size": None,
+                   "--max-fds": None, "--msg-size": None, "--work-us": None, "--sleep-us": None,
+                   "--cost-every": None}
+BENCH_OPTIONS = {"--model": "-m", "--port": "-p", "--host": "-H"}  # the bench's to choose
+OTHER_OPTIONS = {"--list": "-l", "--json": None, "--help": "-h", "--version": "-V"}
 
-def parse_variant(text, models, taken):
-    """A Series from 'LABEL=MODEL OPTION...'; ValueError with one sentence if it is not one.
-    models: {name: Model}; taken: the series names already used."""
+
+def normalise_options(words):
+    """echo-server options as `--long VALUE` pairs: each of VARIANT_OPTIONS as `--long VALUE`,
+    `--long=VALUE`, or its short one as `-t VALUE` or `-tVALUE`; ValueError with one sentence
+    naming anything else (another option, an abbreviation, a positional word)."""
+    short = {v: k for k, v in VARIANT_OPTIONS.items() if v}
+    bench = dict(BENCH_OPTIONS, **{v: k for k, v in BENCH_OPTIONS.items()})
+    out, i = [], 0
+    while i < len(words):
+        word = words[i]
+        name, eq, value = word.partition("=") if word.startswith("--") else (word, "", "")
+        if not word.startswith("--") and word[:2] in short:
+            name, value, eq = short[word[:2]], word[2:], "=" if len(word) > 2 else ""
+        base = name if name.startswith("--") else word[:2]
+        if base in bench:
+            long = base if base.startswith("--") else bench[base]
+            raise ValueError(f"{word}: {long} is the bench's to choose")
+        if name not in VARIANT_OPTIONS:
+            what = ("is not an option (a variant is a model, then options only)"
+                    if not word.startswith("-") else "is not an option a variant may set")
+            raise ValueError(f"'{word}' {what}; they are, exactly as written: " + ", ".join(
+                f"{k} ({v})" if v else k for k, v in VARIANT_OPTIONS.items()))
+        if not eq:
+            i += 1
+            if i == len(words) or words[i].startswith("-"):
+                raise ValueError(f"{word} needs a value")
+            value = words[i]
+        elif not value or value.startswith("-"):
+            raise ValueError(f"{word} needs a value")
+        out += [name, value]
+        i += 1
+    return out
+
+
+def variant_syntax(text):
+    """(label, model name, normalised options) of 'LABEL=MODEL OPTION...', checked without the
+    model registry; ValueError with one sentence if it is not one."""
     label, eq, rest = text.partition("=")
     label = label.strip()
     if not eq:
@@ -157,21 +194,30 @@ def parse_variant(text, models, taken):
                          "--threads 2')")
     if not SERIES_NAME.fullmatch(label):
         raise ValueError(f"'{label}' is not a series name (lower-case letters, digits and _)")
-    if label in taken or label in models:
-        raise ValueError(f"'{label}' is already a series (a model or another variant)")
     try:
         words = shlex.split(rest)
     except ValueError as e:
         raise ValueError(f"'{text}': {e}")
     if not words:
         raise ValueError(f"'{text}' names no model")
-    if words[0] not in models:
-        raise ValueError(f"'{words[0]}' is not a model; registered: " + ", ".join(models))
-    for opt in words[1:]:
-        if opt in ("-m", "--model", "-p", "--port", "-H", "--host") or \
-                opt.startswith(("--model=", "--port=", "--host=")):
-            raise ValueError(f"'{text}': {opt} is the bench's to choose")
-    return Series(label, models[words[0]], words[1:])
+    if not SERIES_NAME.fullmatch(words[0]):
+        raise ValueError(f"'{words[0]}' is not a model name")
+    try:
+        return label, words[0], normalise_options(words[1:])
+    except ValueError as e:
+        raise ValueError(f"'{text}': {e}")
+
+
+def parse_variant(text, models, taken):
+    """A Series from 'LABEL=MODEL OPTION...' (variant_syntax), its options normalised; ValueError
+    with one sentence if it is not one. models: {name: Model}; taken: the series names already
+    used."""
+    label, model, options = variant_syntax(text)
+    if label in taken or label in models:
+        raise ValueError(f"'{label}' is already a series (a model or another variant)")
+    if model not in models:
+        raise ValueError(f"'{model}' is not a model; registered: " + ", ".join(models))
+    return Series(label, models[model], options)
 
 
 def parse_list_json(text):
