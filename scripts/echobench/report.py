@@ -5,7 +5,7 @@ import os
 
 from .findings import (NOT_ACHIEVED, OVER, TEST, UNCLEAR, baseline_gaps, comparisons, knees,
                        sentence, threshold_comparisons, write_findings)
-from .results import aggregate, discarded, measured, usable
+from .results import aggregate, discarded, measured, p999_masked, usable
 from .scenarios import SCENARIOS
 
 
@@ -281,6 +281,12 @@ def write_report(run_dir, meta, env, cells, models, plots, threshold_us):
                      "their repeat. Every attempt is in results.csv (`attempt`, `disturbed`)."
                      + (" On a machine this busy, `--keep-disturbed` uses them, flagged." if lost
                         else ""))
+    masked = [c for c in cells if usable(c) and p999_masked(c)]
+    if masked:
+        lines.append(f"- The p99.9 of {len(masked)} measurements is left out of the p99.9's "
+                     "summary and findings: the platform's stalls could explain it (a stall of "
+                     "at least a quarter of it, stalls over 0.1 % of the window); their p99 and "
+                     "throughput are used (docs/methodology.md).")
     saturated = [c for c in cells if c.result.get("loadgen_saturated")]
     if saturated:
         lines.append(f"- The load generator was itself saturated in {len(saturated)} of "

@@ -72,14 +72,50 @@ MIXED_HEADLINE = ("cheap_p99_us", False)
 ZERO_IS_A_VALUE = {"requests", "requests_per_sec", "mb_per_sec", "achieved_ratio"}
 
 
+# When the load generator's platform stalls could explain a tail percentile
+# (docs/methodology.md, "Disturbed cells"): the longest stall is at least STALL_MIN_US and at
+# least STALL_TAIL_SHARE of the percentile, and the stalls took at least the share of the
+# window that lies above it (1 % for a p99, 0.1 % for a p99.9).
+STALL_MIN_US = 1000.0
+STALL_TAIL_SHARE = 0.25
+# The p99.9 metrics: a measurement whose p99.9 the stalls could explain leaves it out of the
+# p99.9's summary and findings, and is not otherwise disturbed (on a VM that stalls for 1-4 ms
+# several times a minute that is most latency cells at 20,000 req/s: re-measuring them would
+# keep only lucky windows, and their p99 and throughput are sound).
+P999_METRICS = ("lat_p999_us", "cheap_p999_us")
+
+
+def stalls_explain(result, value, share_above):
+    """True if the stalls recorded in `result` could explain a tail percentile `value` (us)
+    above which lies `share_above` of the messages."""
+    longest, total = result.get("stalls_max_us"), result.get("stalls_total_us")
+    window_us = (result.get("duration_s") or 0) * 1e6
+    if not value or longest is None or total is None or not window_us:
+        return False
+    return longest >= STALL_MIN_US and longest >= STALL_TAIL_SHARE * value and \
+        total >= share_above * window_us
+
+
+def p999_masked(cell):
+    """True if the cell's p99.9 (its cheap messages' in a mixed cell) is one the platform's
+    stalls could explain: it is then left out of the p99.9's summary and findings."""
+    if cell.idle:
+        return False
+    metric = "cheap_p999_us" if cell.cost_every else "lat_p999_us"
+    return stalls_explain(cell.result, cell.result.get(metric), 0.001)
+
+
 def metric_value(cell, metric):
-    """The cell's value of the metric, or None: none recorded, or a figure of requests when the
-    (non-idle) cell completed none. NaN and inf are returned as they are, for the statistics
-    to leave out and count."""
+    """The cell's value of the metric, or None: none recorded, a figure of requests when the
+    (non-idle) cell completed none, or a p99.9 the platform's stalls could explain
+    (p999_masked). NaN and inf are returned as they are, for the statistics to leave out and
+    count."""
     v = cell.result.get(metric)
     if v is None or isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
     if not cell.idle and cell.result.get("requests") == 0 and metric not in ZERO_IS_A_VALUE:
+        return None
+    if metric in P999_METRICS and p999_masked(cell):
         return None
     return v
 
@@ -170,10 +206,13 @@ def summarize(cells):
             if not values:
                 continue
             iv = median_interval(values)
-            out.append({"scenario": scenario, "model": model, "setting": setting,
-                        "metric": metric, "median": iv.median, "ci_low": iv.low,
-                        "ci_high": iv.high, "n": iv.n, "interval": iv.method,
-                        "coverage": round(iv.coverage, 4), "discarded": n_discarded})
+            entry = {"scenario": scenario, "model": model, "setting": setting,
+                     "metric": metric, "median": iv.median, "ci_low": iv.low,
+                     "ci_high": iv.high, "n": iv.n, "interval": iv.method,
+                     "coverage": round(iv.coverage, 4), "discarded": n_discarded}
+            if metric in P999_METRICS:
+                entry["masked_by_stalls"] = sum(1 for c in used if p999_masked(c))
+            out.append(entry)
     return out
 
 

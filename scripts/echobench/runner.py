@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from . import kernel
 from .processes import Server, ServerError, TreeSampler, run_loadgen
+from .results import stalls_explain
 from .scenarios import Settings
 from .units import parse_cpu_list
 
@@ -89,14 +90,9 @@ def server_args(cell, series):
 
 
 # A cell is `disturbed` when the load generator's platform stalls could explain its figures
-# (docs/methodology.md, "Disturbed cells"): its tail, when the longest stall is at least
-# DISTURB_TAIL_SHARE of a percentile and at least DISTURB_MIN_US, and the stalls took at least
-# the share of the window that lies above that percentile (DISTURB_TAIL_TIME: 1 % for the p99,
-# 0.1 % for the p99.9 - findings are made on both); its throughput, when the stalls took at
-# least DISTURB_TIME_SHARE of the window.
-DISTURB_MIN_US = 1000.0
-DISTURB_TAIL_SHARE = 0.25
-DISTURB_TAIL_TIME = {"p99": 0.01, "p99.9": 0.001}
+# (docs/methodology.md, "Disturbed cells"): its p99 (results.stalls_explain), or its
+# throughput, when the stalls took at least DISTURB_TIME_SHARE of the window. A p99.9 the
+# stalls could explain only leaves the p99.9 (results.p999_masked).
 DISTURB_TIME_SHARE = 0.02
 MAX_ATTEMPTS = 3  # a disturbed cell is measured at most twice more
 
@@ -111,13 +107,10 @@ def disturbance(cell):
     if not window_us:
         return ""
     # A mixed cell's tail is its cheap messages' (the costly ones' is the cost itself).
-    tails = {"p99": r.get("cheap_p99_us") if cell.cost_every else r.get("lat_p99_us"),
-             "p99.9": r.get("cheap_p999_us") if cell.cost_every else r.get("lat_p999_us")}
-    for name, value in tails.items():
-        if value and longest >= DISTURB_MIN_US and longest >= DISTURB_TAIL_SHARE * value and \
-                total >= DISTURB_TAIL_TIME[name] * window_us:
-            return (f"disturbed: stalls of up to {longest / 1e3:,.1f} ms ({name} {value:,.0f} "
-                    f"us), {total / window_us:.1%} of the window")
+    p99 = r.get("cheap_p99_us") if cell.cost_every else r.get("lat_p99_us")
+    if stalls_explain(r, p99, 0.01):
+        return (f"disturbed: stalls of up to {longest / 1e3:,.1f} ms (p99 {p99:,.0f} us), "
+                f"{total / window_us:.1%} of the window")
     if total >= DISTURB_TIME_SHARE * window_us:
         return f"disturbed: stalls took {total / window_us:.1%} of the window"
     return ""
