@@ -24,15 +24,22 @@ How it works
     clients. This one waits 50 ms, the pause of the C models, counts it in accept_pauses=, and
     tries again.
 
-    Stopping: SIGINT or SIGTERM closes the listener and aborts every connection, prints the
-    summary and exits 0. The handler is a plain signal.signal() one (not
-    loop.add_signal_handler()), so that it also runs in the middle of a per-message cost,
-    which it cuts short. SIGPIPE cannot kill the process: Python ignores it at start-up.
+    Per-message costs: the CPU work (--work-us) is computation on the one thread and stalls
+    every connection, as in any single event loop. The wait (--sleep-us) is what an asyncio
+    programmer writes, `await asyncio.sleep()`: it parks only its connection's coroutine and
+    the loop serves the others meanwhile (as Go's time.Sleep parks a goroutine and the C
+    coroutine model's co_sleep a coroutine), so a thousand connections can wait at once.
+
+    Stopping: SIGINT or SIGTERM closes the listener, aborts every connection and cancels every
+    connection's coroutine (which ends a wait at once), prints the summary and exits 0. The
+    handler is a plain signal.signal() one (not loop.add_signal_handler()), so that it also runs
+    in the middle of the CPU work, which it cuts short. SIGPIPE cannot kill the process: Python
+    ignores it at start-up.
 
 What limits it
     One thread runs everything, and every step is interpreted Python: a coroutine switch, a
     bytes object per read, the StreamReader's own buffer (an extra copy). The per-message
-    cost (--work-us) is pure-Python arithmetic measured on the thread CPU clock
+    CPU work (--work-us) is pure-Python arithmetic measured on the thread CPU clock
     (time.thread_time_ns) and stalls every other connection, as in any single event loop.
 
 Try it
@@ -46,6 +53,7 @@ import asyncio
 import errno
 import json
 import os
+import re
 import resource
 import signal
 import socket
@@ -60,7 +68,6 @@ ACCEPT_PAUSE_S = 0.05          # the wait after EMFILE, as for every C model
 MAX_COST_US = 1_000_000
 MAX_COST_EVERY = 1_000_000
 FD_CEILING = 1 << 20           # what echo-server raises RLIMIT_NOFILE to when privileged
-SLEEP_SLICE_S = 0.005          # a cost's sleep is cut into slices, so a stop ends it early
 
 USAGE = f"""Usage: {PROG} --model python [options]
        {PROG} --list [--json]
@@ -95,7 +102,8 @@ def parse_uint(opt, text, lo, hi, sizes=False):
     mult = 1
     if sizes and len(text) > 1 and text[-1] in "kKmM":
         mult, text = (1024 if text[-1] in "kK" else 1024 * 1024), text[:-1]
-    if not text.isdigit() or not lo <= int(text) * mult <= hi:
+    # ASCII digits only: str.isdigit() is also true of '²', which int() then refuses.
+    if not re.fullmatch(r"[0-9]+", text) or not lo <= int(text) * mult <= hi:
         usage_error(f"{opt}: '{text}' is not a number from {lo} to {hi}")
     return int(text) * mult
 
@@ -201,16 +209,17 @@ def set_fd_limit(n):
 
 
 class Costs:
-    """The per-message cost of docs/protocol.md: paid, on this (the only) thread, when the byte
-    that completes a costly message arrives, before it is echoed. With --cost-every N, message
-    k of a connection (numbered from 1) costs when k % N == 0."""
+    """The per-message cost of docs/protocol.md: paid when the byte that completes a costly
+    message arrives, before it is echoed - the CPU work on this (the only) thread, the wait by
+    the connection's coroutine alone. With --cost-every N, message k of a connection
+    (numbered from 1) costs when k % N == 0."""
 
     def __init__(self, msg_size, work_us, sleep_us, cost_every=1):
         self.msg_size, self.work_ns, self.sleep_s = msg_size, work_us * 1000, sleep_us / 1e6
         self.every = cost_every or 1
         self.aborted = False  # set by the stop signal's handler, even mid-cost
 
-    def pay(self, received, n):
+    async def pay(self, received, n):
         """Spends the cost of every costly message that n new bytes complete, after `received`
         bytes of the connection; returns the new count of bytes received."""
         if not self.msg_size:
@@ -222,7 +231,8 @@ class Costs:
             if self.aborted:
                 break
             self.burn()
-            self.sleep()
+            if self.sleep_s and not self.aborted:
+                await asyncio.sleep(self.sleep_s)  # this connection waits; the loop serves on
         return total
 
     def burn(self):
@@ -233,11 +243,6 @@ class Costs:
         while time.thread_time_ns() < deadline and not self.aborted:
             for _ in range(32):  # a few microseconds of dependent multiply-adds (an LCG)
                 x = (x * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
-
-    def sleep(self):
-        deadline = time.monotonic() + self.sleep_s
-        while not self.aborted and (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, SLEEP_SLICE_S))
 
 
 class EchoServer:
@@ -261,7 +266,8 @@ class EchoServer:
                 data = await reader.read(READ_SIZE)
                 if not data or self.stopping:
                     break  # the client half-closed, and every byte went back; or the stop
-                received = self.costs.pay(received, len(data))
+                if self.costs.msg_size:  # no coroutine per read without costs
+                    received = await self.costs.pay(received, len(data))
                 writer.write(data)
                 self.writers[writer] += len(data)
                 await writer.drain()  # waits while the client does not take its echo
@@ -302,6 +308,8 @@ class EchoServer:
             self.bytes_echoed += queued - writer.transport.get_write_buffer_size()
             del self.writers[writer]
             writer.transport.abort()
+        for task in self.tasks:
+            task.cancel()  # ends a --sleep-us wait at once
         if not self.stopped.done():
             self.stopped.set_result(None)
 
