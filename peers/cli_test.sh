@@ -60,7 +60,16 @@ expect_named() {
     err=$(timeout 10 "$bin" "$@" 2>&1 >/dev/null)
     case $err in *"$word"*) ;; *) fail "'$*': the message does not say '$word': $err" ;; esac
 }
+# Numbers are ASCII digits ('²' is a digit to Python's str.isdigit, a sign is one to Go's Atoi),
+# and an address that does not resolve is a bad command line too (exit 2, as echo-server).
+# (--port 0 where the option under test is another: a peer that wrongly starts takes no port.)
+expect_named --port --model "$name" --port ²
+expect_named --port --model "$name" --port +5
+expect_named --host --model "$name" --port 0 --host no-such-host.invalid
 if grep -q '"supports_costs": true' <<<"$contract"; then
+    # A size whose multiplication by the suffix would wrap around a 64-bit integer.
+    expect_named --msg-size --model "$name" --port 0 --msg-size 18014398509481985k
+    expect_named --msg-size --model "$name" --port 0 --msg-size ²k
     expect 2 --model "$name" --work-us 10
     expect 2 --model "$name" --msg-size 0
     # --cost-every as echo-server takes it: 1 to 1,000,000, with --msg-size and a cost.

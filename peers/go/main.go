@@ -117,7 +117,9 @@ func parseUint(opt, s string, min, max int, sizes bool) int {
 		}
 	}
 	v, err := strconv.Atoi(s)
-	if err != nil || v*mult < min || v*mult > max {
+	// Digits only (Atoi also takes a sign), and the range checked before multiplying: v*mult
+	// wraps around for a large v (18014398509481985k would read as 1024).
+	if err != nil || s[0] == '+' || s[0] == '-' || v > max/mult || v*mult < min {
 		usageError("%s: '%s' is not a number from %d to %d", opt, s, min, max)
 	}
 	return v * mult
@@ -425,6 +427,11 @@ func main() {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 
+	// An address that does not resolve is a bad command line (exit 2), as for echo-server;
+	// a failure to listen on one that does is not (exit 1).
+	if _, err := net.LookupHost(cfg.host); err != nil {
+		usageError("--host: cannot resolve '%s'", cfg.host)
+	}
 	where := net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port))
 	ln, err := net.Listen("tcp", where)
 	if err != nil {
