@@ -18,7 +18,10 @@
  *   always try the call first and park only on EAGAIN, so no edge is lost and a stale one only
  *   costs a wasted resume. Back-pressure comes for free, as with blocking threads: a coroutine
  *   whose client does not read is parked in co_send() and reads nothing more; it holds its one
- *   16 KiB buffer and wakes no one until the client takes its bytes.
+ *   16 KiB buffer and wakes no one until the client takes its bytes. Fairness is not free:
+ *   a client that keeps 16 KiB or more queued and reads its echo never makes co_recv() see
+ *   EAGAIN, so after each full-buffer read the coroutine yields (co_yield: to the run queue's
+ *   next round, after the scheduler has looked at epoll without waiting).
  *
  *   The context switch is ours (co_switch_x86_64 below): push the six callee-saved registers
  *   of the x86-64 ABI on the current stack, store the stack pointer, load the other one, pop
@@ -258,6 +261,7 @@ struct sched {
     struct nb_listener listener; /* in the epoll set, or paused after EMFILE */
     struct co_ctx main;         /* the scheduler's own context, on the thread's stack */
     struct list runq, all;
+    struct list yielded;        /* ran a full buffer's worth: the run queue's next round */
     struct list sleepers;       /* by wake_ns: every sleep is --sleep-us long, so FIFO order */
     int timer_fd;               /* a timerfd set to the first sleeper's wake_ns */
     char *stacks[CO_STACK_CACHE]; /* mappings of finished coroutines, for reuse */
@@ -312,6 +316,17 @@ static void timer_set(struct sched *s, uint64_t at_ns)
     struct itimerspec t = {.it_value = {.tv_sec = (time_t)(at_ns / NS_PER_SEC),
                                         .tv_nsec = (long)(at_ns % NS_PER_SEC)}};
     timerfd_settime(s->timer_fd, TFD_TIMER_ABSTIME, &t, NULL);
+}
+
+/* The running coroutine read a full buffer: there may be more at once, and co_recv() would
+ * never say EAGAIN to a client that keeps that much queued and reads its echo - the coroutine
+ * would run for as long as its client likes, holding every other connection, the listener, the
+ * sleep timer and the stop. So it steps aside: it runs again after the others that are ready
+ * now and after the scheduler has looked at epoll (which it does without waiting, then). */
+static void co_yield(struct co *co)
+{
+    list_insert_tail(&co->s->yielded, &co->ready);
+    co_ctx_switch(&co->ctx, &co->s->main);
 }
 
 /* A sleep that parks only its coroutine: the scheduler runs the others meanwhile. */
@@ -371,6 +386,8 @@ static struct co_ctx *co_serve(void *arg)
         co_pay(co, work, &stream, (size_t)n);
         if (co_send(co, buf, (size_t)n) < 0)
             break;
+        if ((size_t)n == sizeof buf)
+            co_yield(co);
     }
     co->done = true; /* the scheduler frees it */
     return &co->s->main;
@@ -445,6 +462,7 @@ static void wake(struct sched *s, struct co *co, uint32_t events)
     }
 }
 
+/* Runs every ready coroutine; those that yield are ready again for the next round. */
 static void run_ready(struct sched *s)
 {
     struct list *node;
@@ -454,6 +472,8 @@ static void run_ready(struct sched *s)
         if (co->done)
             co_destroy(s, co);
     }
+    while ((node = list_pop_first(&s->yielded)))
+        list_insert_tail(&s->runq, node);
 }
 
 static int sched_run(struct sched *s)
@@ -464,7 +484,9 @@ static int sched_run(struct sched *s)
         if (server_stopping(s->srv))
             return 0;
         const char *call;
-        int n = nb_epoll_wait(&s->listener, events, MAX_EVENTS, -1, &call);
+        /* Coroutines that yielded are ready: look at epoll, but do not wait. */
+        int n = nb_epoll_wait(&s->listener, events, MAX_EVENTS, list_empty(&s->runq) ? -1 : 0,
+                              &call);
         if (n < 0)
             return server_fail(s->srv, call, n);
         for (int i = 0; i < n; i++) {
@@ -491,6 +513,7 @@ static int coroutine_run(struct server *srv)
     s->ep = -1;
     s->timer_fd = -1;
     list_init(&s->runq);
+    list_init(&s->yielded);
     list_init(&s->sleepers);
     list_init(&s->all);
     int err = net_set_nonblock(srv->listen_fd);

@@ -148,9 +148,12 @@ static void serve(struct follower *f, struct conn *c)
 {
     atomic_load_explicit(&c->turns, memory_order_acquire); /* the previous owner's writes */
     /* Armed for output only while output is parked: then any event (writable, or an error)
-     * means try to send it. */
-    enum nb_next next = c->nb.pending ? nb_writable(&f->nb, &c->nb)
-                                      : nb_readable(&f->nb, &c->nb, NB_READ_ONCE);
+     * means try to send it. Once it is all sent, one read, as for any event - not
+     * nb_writable's read to EAGAIN, which a client that keeps sending and reads its echo would
+     * never let end: the re-arm reports input that is already there again. */
+    enum nb_next next = c->nb.pending ? nb_flush(&f->nb, &c->nb) : NB_WANT_INPUT;
+    if (next == NB_WANT_INPUT)
+        next = nb_readable(&f->nb, &c->nb, NB_READ_ONCE);
     if (next != NB_DONE) {
         int fd = c->nb.fd;
         atomic_store_explicit(&c->turns, 0, memory_order_release); /* for the next owner */

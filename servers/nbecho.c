@@ -78,7 +78,7 @@ enum nb_next nb_readable(struct nb_loop *l, struct nb_conn *c, enum nb_read how)
     }
 }
 
-enum nb_next nb_writable(struct nb_loop *l, struct nb_conn *c)
+enum nb_next nb_flush(struct nb_loop *l, struct nb_conn *c)
 {
     while (c->pending_len > 0) {
         ssize_t n = send(c->fd, c->pending + c->pending_off, c->pending_len, MSG_NOSIGNAL);
@@ -92,9 +92,15 @@ enum nb_next nb_writable(struct nb_loop *l, struct nb_conn *c)
         c->echoed += (uint64_t)n;
     }
     nb_release(l, c);
+    return NB_WANT_INPUT;
+}
+
+enum nb_next nb_writable(struct nb_loop *l, struct nb_conn *c)
+{
+    enum nb_next next = nb_flush(l, c);
     /* Drained: resume reading, all of it - input that arrived meantime raised no new notice
      * for an edge-triggered loop. */
-    return nb_readable(l, c, NB_READ_ALL);
+    return next == NB_WANT_INPUT ? nb_readable(l, c, NB_READ_ALL) : next;
 }
 
 void nb_release(struct nb_loop *l, struct nb_conn *c)

@@ -71,8 +71,17 @@ enum nb_next {
 /* The connection is readable: read (how much: `how`) and echo. */
 enum nb_next nb_readable(struct nb_loop *l, struct nb_conn *c, enum nb_read how);
 
-/* The connection is writable: send parked output; once it is all sent, resume reading. */
+/* The connection is writable: send parked output; once it is all sent, resume reading - until
+ * EAGAIN (NB_READ_ALL), since an edge-triggered loop gets no new notice for input that came
+ * meanwhile; so a client that keeps sending and reads its echo holds the loop in this call
+ * for as long as it likes (epoll's behaviour, as with NB_READ_UNTIL_SHORT). */
 enum nb_next nb_writable(struct nb_loop *l, struct nb_conn *c);
+
+/* The first half of nb_writable: sends parked output and releases its buffer once it is all
+ * sent (NB_WANT_INPUT; NB_WANT_OUTPUT while some is left, NB_DONE on an error), reading
+ * nothing. For a loop that is told again of input already there (leader_followers' level-style
+ * re-arm), which then reads as it likes. */
+enum nb_next nb_flush(struct nb_loop *l, struct nb_conn *c);
 
 /* Echoes n bytes of buf (another buffer than the loop's: reactor_pool's batch back from a
  * worker): sends what the socket takes and parks the rest (NB_WANT_OUTPUT), as nb_readable
