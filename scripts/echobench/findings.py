@@ -11,7 +11,7 @@ import json
 import math
 import os
 
-from .results import discarded, usable, values_of
+from .results import P999_METRICS, discarded, p999_masked, usable, values_of
 from .stats import median, median_interval, ratio_interval
 
 # scenario -> [(metric, what it is, unit, more is better)]
@@ -64,6 +64,9 @@ def comparisons(cells, series, baseline=None, indicative=False):
                         pairs.append((ranked[0], ranked[-1]))
                 for a, b in pairs:
                     r = ratio_interval(have[a], have[b])
+                    explained = _explained_by_stalls(cells, metric, scenario, setting, (a, b))
+                    if explained:  # a p99.9 the platform could have made: no finding on it
+                        r.significant = False
                     out.append({
                         "scenario": scenario, "setting": setting, "metric": metric,
                         "a": a, "b": b,
@@ -75,8 +78,17 @@ def comparisons(cells, series, baseline=None, indicative=False):
                         "median_a": median(have[a]), "median_b": median(have[b]),
                         "indicative": bool(indicative or r.n_a < 2 or r.n_b < 2),
                         "what": what, "unit": unit, "more_is_better": more_better,
-                        "note": r.note})
+                        "note": r.note, "explained_by_stalls": explained})
     return out
+
+
+def _explained_by_stalls(cells, metric, scenario, setting, series):
+    """For a p99.9 metric: how many of the measurements of `series` at the setting have a p99.9
+    the platform's stalls could explain (results.p999_masked); 0 for other metrics."""
+    if metric not in P999_METRICS:
+        return 0
+    return sum(1 for c in cells if c.scenario == scenario and c.model in series and
+               c.setting() == setting and usable(c) and p999_masked(c))
 
 
 def _finite_or_none(x):
@@ -201,7 +213,11 @@ def sentence(f):
     ratio = "unbounded" if f["ratio"] is None else f"{f['ratio']:.2f}"
     high = "unbounded" if f["ci_high"] is None else f"{f['ci_high']:.2f}"
     note = f"; {f['note']}" if f["note"] and f["ci_low"] is not None else ""
-    if f["ci_low"] is None:
+    if f.get("explained_by_stalls") and f["ci_low"] is not None:
+        text = (f"{head} = {ratio} (95 % interval {f['ci_low']:.2f}-{high}{note}) {values}: no "
+                f"finding - the platform's stalls could explain {f['explained_by_stalls']} of "
+                "these p99.9s")
+    elif f["ci_low"] is None:
         text = (f"{head} = {ratio} {values}: indistinguishable at this precision "
                 f"({f['note']})")
     elif f["significant"]:
