@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 
-from .results import aggregate, usable
+from .results import aggregate, discarded, usable
 
 # Distinct colours, assigned to series in order - the models in registry order, then the peers,
 # then variants (one colour per series everywhere). Enough for every model and the three peers
@@ -204,7 +204,11 @@ class Plotter:
         values = [v[0] for m in models for v in data[m].values() if v and v[0]]
         if logy is None:
             logy = _spans_decades(values)
-        lines = self._common(title, "", ylabel, False, logy, list(notes))
+        notes = list(notes)
+        if any(len(v) > 3 and v[3] for m in models for v in data[m].values() if v):
+            notes.insert(0, "(load generator saturated): that series' server may be faster than "
+                         "its bar shows; report.md gives its CPU per request, which is exact")
+        lines = self._common(title, "", ylabel, False, logy, notes)
         lines.append(_yformat(values))
         dat = os.path.join(self.dir, f"{name}.dat")
         with open(dat, "w") as f:
@@ -257,15 +261,21 @@ class Plotter:
 
 
 def unserved_notes(cells, scenario):
-    """One line per model listing the settings it could not serve, with the reason."""
+    """One line per model listing the settings it could not serve, with the reason, and one
+    saying how many disturbed measurements the plot leaves out."""
     by_model = {}
     for c in cells:
         if c.scenario == scenario and c.status in ("unservable", "unavailable", "failed") \
                 and c.repeat == 0:
             reason = c.reason.split(": ", 1)[-1] if c.status == "unservable" else c.status
             by_model.setdefault((c.model, reason), []).append(c.setting())
-    return [f"not measured: {m} at {', '.join(s)} ({why})"
-            for (m, why), s in sorted(by_model.items())]
+    out = [f"not measured: {m} at {', '.join(s)} ({why})"
+           for (m, why), s in sorted(by_model.items())]
+    left_out = sum(1 for c in cells if c.scenario == scenario and discarded(c))
+    if left_out:
+        out.append(f"{left_out} disturbed measurement{'s' if left_out > 1 else ''} left out "
+                   "(platform stalls could explain them; report.md)")
+    return out
 
 
 def series_of(cells, scenario, xfield, metric):
