@@ -15,13 +15,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static char *get_buffer(struct nb_loop *l)
+char *nb_buffer_get(struct nb_loop *l)
 {
     return l->nspare ? l->spare[--l->nspare] : malloc(ECHO_BUF_SIZE);
 }
 
-static void put_buffer(struct nb_loop *l, char *b)
+void nb_buffer_put(struct nb_loop *l, char *b)
 {
+    if (!b)
+        return;
     if (l->nspare < NB_SPARE_BUFFERS)
         l->spare[l->nspare++] = b;
     else
@@ -41,7 +43,7 @@ enum nb_next nb_send(struct nb_loop *l, struct nb_conn *c, const char *buf, size
     c->echoed += (uint64_t)sent;
     if ((size_t)sent == n)
         return NB_WANT_INPUT;
-    c->pending = get_buffer(l);
+    c->pending = nb_buffer_get(l);
     if (!c->pending)
         return NB_DONE;
     c->pending_off = 0;
@@ -106,7 +108,7 @@ enum nb_next nb_writable(struct nb_loop *l, struct nb_conn *c)
 void nb_release(struct nb_loop *l, struct nb_conn *c)
 {
     if (c->pending) {
-        put_buffer(l, c->pending);
+        nb_buffer_put(l, c->pending);
         c->pending = NULL;
         c->pending_len = 0;
     }

@@ -147,6 +147,15 @@ struct nb_epoll_conn {
  * The adopt step of server_accept_batch() for such loops. Returns 0 or -errno. */
 int nb_epoll_adopt(int ep, struct list *conns, int fd, size_t size);
 
+/* An ECHO_BUF_SIZE buffer from the loop's spare list (parked output's), or a new one; NULL if
+ * out of memory. For a model's own per-connection buffer of that size (reactor_pool's batch),
+ * so that it is reused as parked output is, with no malloc per message. */
+char *nb_buffer_get(struct nb_loop *l);
+
+/* Gives a buffer of nb_buffer_get() back to the loop's spare list (freed if it is full;
+ * nothing for NULL). */
+void nb_buffer_put(struct nb_loop *l, char *b);
+
 /* Frees the loop's spare buffers. */
 void nb_loop_destroy(struct nb_loop *l);
 

@@ -21,11 +21,10 @@
  *   and links the batch into a list, under the pool's lock). The edges that arrived meanwhile
  *   are ignored: when the batch comes back the loop sends it and then reads until EAGAIN.
  *   Memory stays bounded: at most one 16 KiB batch or parked buffer per connection, and a
- *   client that does not read stops being read from, as in epoll. Batch buffers come back to
- *   the loop and are reused, up to one per worker: while no more batches are out than there
- *   are workers the loop allocates none per message (beyond that, batches wait for a worker
- *   anyway, and the extra buffers are allocated and freed). What a hand-off does cost per
- *   batch is the pool's lock, taken by the loop and by the worker.
+ *   client that does not read stops being read from, as in epoll. Batch buffers come from the
+ *   loop's spare list of parked-output buffers and go back to it (nb_buffer_get/put): the loop
+ *   allocates none per message while no more than NB_SPARE_BUFFERS are out at once. What a
+ *   hand-off does cost per batch is the pool's lock, taken by the loop and by the worker.
  *
  *   Without a per-message cost (no --work-us or --sleep-us) no worker is even started: the loop
  *   echoes straight from its receive buffer and this is the epoll model, instruction for
@@ -118,11 +117,6 @@ struct loop {
     struct server_thread_totals totals;
     struct nb_loop nb;         /* the receive buffer, shared by all connections */
     struct pool *pool;         /* NULL without a per-message cost */
-    /* Batch buffers (ECHO_BUF_SIZE bytes) back from the pool, kept for the next hand-off so
-     * that the loop allocates none per message once as many batches have been out at once as
-     * there are workers; beyond that (batches queue for a worker anyway) they are freed. */
-    char **spare;
-    unsigned spares, spare_cap;
 };
 
 /* epoll_event.data.ptr values that are not connections (and &loop->listener). */
@@ -188,10 +182,7 @@ static void pool_grow(struct pool *pool)
 
 static void batch_release(struct loop *r, struct conn *c)
 {
-    if (c->batch && r->spares < r->spare_cap)
-        r->spare[r->spares++] = c->batch;
-    else
-        free(c->batch);
+    nb_buffer_put(&r->nb, c->batch);
     c->batch = NULL;
 }
 
@@ -206,7 +197,7 @@ static void conn_close(struct loop *r, struct conn *c)
 /* nb_readable found complete messages: their bytes go to the pool, and reading stops. */
 static enum nb_next hand_off(struct loop *r, struct conn *c)
 {
-    c->batch = r->spares ? r->spare[--r->spares] : malloc(ECHO_BUF_SIZE);
+    c->batch = nb_buffer_get(&r->nb);
     if (!c->batch)
         return NB_DONE;
     memcpy(c->batch, r->nb.buf, r->nb.deferred_len);
@@ -318,15 +309,12 @@ static int reactor_pool_run(struct server *srv)
     struct pool pool = {.cost = w, .done_fd = -1, .srv = srv, .max = nworkers};
     struct loop *r = calloc(1, sizeof *r);
     pool.tids = calloc(nworkers ? nworkers : 1, sizeof *pool.tids);
-    char **spare = calloc(nworkers ? nworkers : 1, sizeof *spare);
-    if (!r || !pool.tids || !spare) {
+    if (!r || !pool.tids) {
         free(r);
         free(pool.tids);
-        free(spare);
         return server_fail(srv, "calloc", -ENOMEM);
     }
-    *r = (struct loop){.srv = srv, .ep = -1, .nb = {.work = w, .defer_costs = costly},
-                       .spare = spare, .spare_cap = nworkers};
+    *r = (struct loop){.srv = srv, .ep = -1, .nb = {.work = w, .defer_costs = costly}};
     list_init(&r->conns);
     pthread_mutex_init(&pool.lock, NULL);
     pthread_cond_init(&pool.wake, NULL);
@@ -365,9 +353,6 @@ static int reactor_pool_run(struct server *srv)
     while (!list_empty(&r->conns))
         conn_close(r, list_entry(list_first(&r->conns), struct conn, link));
     nb_loop_destroy(&r->nb);
-    while (r->spares)
-        free(r->spare[--r->spares]);
-    free(r->spare);
     r->totals.served = r->totals.accepted;
     server_add_thread_totals(srv, 0, &r->totals);
     snprintf(srv->stats->note, sizeof srv->stats->note,
