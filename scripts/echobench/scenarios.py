@@ -222,6 +222,12 @@ class Cell:
         return Cell(**d)
 
 
+def options_fixed_by(series, cell):
+    """The options the cell sets itself (Cell.cost_options) that a variant's options fix too:
+    the variant is left out of such a cell."""
+    return [opt for opt, _ in cell.cost_options() if series.sets_option(opt)]
+
+
 def cells_of_series(settings, series, scenarios, repeat, tune_kernel=False):
     """The cells of one series for one repeat, with those it cannot serve already marked."""
     p = settings
@@ -256,7 +262,7 @@ def cells_of_series(settings, series, scenarios, repeat, tune_kernel=False):
             cell.server_options = " ".join(series.options)
         cell.threads, pool_why = model.pool_for(cell.connections, series.given_threads())
         # Churn connections are short: a one-at-a-time server still serves them all.
-        fixed = [opt for opt, _ in cell.cost_options() if series.sets_option(opt)]
+        fixed = options_fixed_by(series, cell)
         if no_costs and cell.needs_costs():
             cell.status, cell.reason = "unservable", no_costs
         elif fixed:
