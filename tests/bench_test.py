@@ -555,6 +555,18 @@ def case_units(build):
     from echobench.runner import server_args
     from echobench.scenarios import Cell, Settings, build_cells
 
+    # Each plot says how many disturbed measurements it leaves out.
+    from echobench.plots import unserved_notes
+    kept, left = Cell("churn", "epoll", 4), Cell("churn", "epoll", 4, repeat=1)
+    kept.status = left.status = "ok"
+    kept.result, left.result = {"requests_per_sec": 10.0}, {"requests_per_sec": 1.0}
+    left.disturbed = True
+    notes = unserved_notes([kept, left], "churn")
+    check(any("1 disturbed measurement left out" in n for n in notes),
+          f"a plot names its disturbed measurements left out: {notes}")
+    check(not any("disturbed" in n for n in unserved_notes([kept], "churn")),
+          "and says nothing when none is")
+
     # echo-server --list --json is the contract; read as it is.
     models = {m.name: m for m in list_models(os.path.join(build, "servers", "echo-server"))}
     check({"sequential", "threadpool", "epoll"} <= set(models), f"models listed: {list(models)}")
