@@ -569,7 +569,7 @@ int main(int argc, char **argv)
         return 1; /* the threads already started are parked at the barrier; exit ends them */
     }
 
-    pthread_barrier_wait(&sh.ready); /* every worker has connected */
+    pthread_barrier_wait(&sh.ready); /* every worker's set-up is over (or --setup-timeout) */
     uint64_t t0 = clock_now_ns();
     atomic_store(&sh.start_ns, t0);
     /* Written by the workers before the first wait: read after it. */

@@ -38,7 +38,9 @@ enum model_kind {
     MODEL_PROCESSES,  /* child processes */
     MODEL_THREADS,    /* blocking I/O on several threads */
     MODEL_EVENT_LOOP, /* non-blocking I/O multiplexed by one loop per thread */
-    MODEL_HYBRID,     /* event loops for I/O plus threads for the per-message work */
+    MODEL_HYBRID,     /* non-blocking I/O and threads together: a loop plus workers for the
+                       * per-message work (reactor_pool), or threads sharing one epoll set
+                       * (leader_followers); any number of connections */
 };
 
 /* The options every model receives, parsed and checked by the harness. */

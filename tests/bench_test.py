@@ -968,6 +968,13 @@ def case_stats(build):
     check(got and not got[0]["significant"] and got[0]["explained_by_stalls"] == 1 and
           "no finding" in _sentence(got[0]),
           f"a p99.9 the stalls could explain: no finding on it: {got}")
+    from echobench.findings import write_findings as _write_findings
+    with tempfile.TemporaryDirectory() as tmp:
+        _write_findings(tmp, got)
+        with open(os.path.join(tmp, "findings.json")) as f:
+            written = json.load(f)
+    check(written[0].get("explained_by_stalls") == 1,
+          f"findings.json says why a p99.9 comparison is no finding: {written[:1]}")
     p99 = [f for f in _comparisons(lat, ["a", "b"]) if f["metric"] == "lat_p99_us"]
     check(p99 and p99[0]["explained_by_stalls"] == 0, f"the p99's findings are not touched: {p99}")
     c = cell_with(duration_s=0.8, lat_p99_us=90.0, lat_p999_us=3500.0, stalls_max_us=3900.0,

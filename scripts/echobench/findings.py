@@ -95,7 +95,7 @@ def _finite_or_none(x):
     return x if x is not None and math.isfinite(x) else None
 
 
-def _why_missing(cells, scenario, model, setting):
+def why_missing(cells, scenario, model, setting):
     """Why a series has no undisturbed measurement at a setting, in a few words."""
     mine = [c for c in cells if c.scenario == scenario and c.model == model and
             c.setting() == setting]
@@ -127,7 +127,7 @@ def baseline_gaps(cells, series, baseline):
     out = []
     for (scenario, setting), lacking in gaps.items():
         others = sorted({m for _, ms in lacking for m in ms}, key=series.index)
-        why = _why_missing(cells, scenario, baseline, setting)
+        why = why_missing(cells, scenario, baseline, setting)
         whats = ", ".join(w for w, _ in lacking)
         out.append(f"{baseline} has no undisturbed measurement ({whats}) at {scenario} "
                    f"{setting} - {why}: {', '.join(others)} not compared against it there")
@@ -237,6 +237,6 @@ def write_findings(run_dir, found):
     threshold also have threshold_us, achieved_ratio and verdict."""
     keys = ["scenario", "setting", "metric", "a", "b", "ratio", "ci_low", "ci_high",
             "significant", "coverage", "n_a", "n_b", "median_a", "median_b", "indicative",
-            "threshold_us", "achieved_ratio", "verdict"]
+            "explained_by_stalls", "threshold_us", "achieved_ratio", "verdict"]
     with open(os.path.join(run_dir, "findings.json"), "w") as f:
         json.dump([{k: x[k] for k in keys if k in x} for x in found], f, indent=1)

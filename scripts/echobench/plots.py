@@ -358,7 +358,8 @@ def draw_all(run_dir, cells, models, repeats, latency_threshold_us):
             if a.median:
                 data.setdefault(m, {})[setting] = (a.median, a.low, a.high, a.saturated)
         p.bars_plot("work_sleep", "Per-message CPU work and blocking wait (closed loop)",
-                    "requests per second", cats, data, notes=unserved_notes(cells, "work"))
+                    "requests per second", cats, data,
+                    notes=unserved_notes([c for c in cells if not c.cost_every], "work"))
         cats, data, every = [], {}, None
         for (s, m, setting), (a, cell) in aggregate(cells, "cheap_p99_us").items():
             if s != "work" or not cell.cost_every:
@@ -371,7 +372,8 @@ def draw_all(run_dir, cells, models, repeats, latency_threshold_us):
         if data:
             p.bars_plot("mixed_work", f"Mixed work: the cheap messages' p99 when 1 message in "
                         f"{every} costs (closed loop, 128 B)", "cheap messages' p99 latency (us)",
-                        cats, data, notes=unserved_notes(cells, "work"))
+                        cats, data,
+                        notes=unserved_notes([c for c in cells if c.cost_every], "work"))
     if "idle" in scenarios:
         p.lines_plot("memory_per_connection", "Server memory per idle connection",
                      "idle connections", "user memory per connection (bytes)",

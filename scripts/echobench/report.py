@@ -4,7 +4,7 @@ the data (never written by hand)."""
 import os
 
 from .findings import (NOT_ACHIEVED, OVER, TEST, UNCLEAR, baseline_gaps, comparisons, knees,
-                       sentence, threshold_comparisons, write_findings)
+                       sentence, threshold_comparisons, why_missing, write_findings)
 from .results import aggregate, discarded, measured, p999_masked, usable
 from .scenarios import SCENARIOS
 
@@ -173,8 +173,7 @@ def mixed_table(cells, models):
         for setting in settings:
             a = aggs["cheap_p99_us"].get((m, setting))
             if a is None:
-                why = next((c.reason or c.status for c in mixed if c.model == m and
-                            c.setting() == setting and not usable(c)), "no undisturbed repeat")
+                why = why_missing(cells, "work", m, setting)
                 left.append(f"- {m}, {setting}: not measured: {why}")
                 continue
             rows.append("| " + " | ".join(
