@@ -106,6 +106,8 @@ def why_missing(cells, scenario, model, setting):
     if any(discarded(c) for c in mine):
         return "every attempt was disturbed"
     c = mine[0]
+    if c.status == "unservable" and c.reason:
+        return c.reason  # says why by itself
     return f"{c.status}" + (f": {c.reason}" if c.reason else "")
 
 
